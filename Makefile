@@ -1,0 +1,36 @@
+# allies — the two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 4000
+DB_PORT ?= 5432
+ALLIES_HOME ?= ./.allies
+export DB_PORT ALLIES_HOME
+
+.PHONY: run test lint format install clean
+
+$(BIN)/allies: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/allies ## Create .venv and install allies with its development tools.
+
+run: $(BIN)/allies ## Start the database (embedded unless DATABASE_URL), seed it if empty, serve the API.
+	$(BIN)/allies db seed --if-empty
+	$(BIN)/allies serve --port $(PORT)
+
+test: $(BIN)/allies ## Run the whole test suite against a real PostgreSQL.
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/allies ## ruff: lint and formatting.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/allies
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## Remove the virtual environment (the data in $(ALLIES_HOME) stays).
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""allies: the API and support toolkit for a network of allies (merchant stores)."""

@@ -1,0 +1,5 @@
+"""`python -m allies` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,47 @@
+"""The server log: one Apache common log format line per request, to the terminal and a file.
+
+Query strings and bodies are never written: either may carry a secret.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from flask import Flask, Request, Response, request
+
+# Like Apache, escape what could forge a log line: quotes, backslashes, control characters.
+_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f-\xff]')
+
+
+def _escape(text: str) -> str:
+    raw = text.encode("utf-8", "backslashreplace").decode("latin-1")
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", raw)
+
+
+def format_line(req: Request, response: Response, when: datetime) -> str:
+    """`host - - [time] "METHOD /path PROTOCOL" status size`."""
+    size = response.content_length or "-"
+    request_line = _escape(f"{req.method} {req.path} {req.environ.get('SERVER_PROTOCOL', '-')}")
+    return (
+        f"{req.remote_addr or '-'} - - [{when:%d/%b/%Y:%H:%M:%S %z}] "
+        f'"{request_line}" {response.status_code} {size}'
+    )
+
+
+def init_app(app: Flask, log_file: Path, echo: bool = True) -> None:
+    """Log every request of `app`, appending to `log_file` (and echoing to stdout)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+
+    @app.after_request
+    def write_access_line(response: Response) -> Response:
+        line = format_line(request, response, datetime.now().astimezone()) + "\n"
+        # Reopened per line: one append per request is atomic across workers and survives rotation.
+        with open(log_file, "a", encoding="ascii") as handle:
+            handle.write(line)
+        if echo:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        return response

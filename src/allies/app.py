@@ -1,0 +1,41 @@
+"""The application factory: wires settings, database pool, key ring, API, errors and the log."""
+
+from __future__ import annotations
+
+import atexit
+import uuid
+
+from flask import Flask, g
+
+from . import accesslog, api, db, errors
+from .config import Settings
+from .crypto import load_keyring
+
+
+def create_app(settings: Settings | None = None, *, echo_log: bool = True) -> Flask:
+    """Build the Flask app; the database may be down: requests then answer 503 until it is back."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # keep the contract's key order: message first
+
+    pool = db.create_pool(db.database_url(settings), timeout=settings.db_timeout_seconds)
+    atexit.register(pool.close)
+    app.extensions["allies.pool"] = pool
+    app.extensions["allies.keyring"] = load_keyring(settings)
+
+    @app.before_request
+    def assign_request_id() -> None:
+        g.request_id = uuid.uuid4().hex
+
+    @app.after_request
+    def security_headers(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "-")
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    errors.init_app(app)
+    accesslog.init_app(app, settings.log_file, echo=echo_log)
+    app.register_blueprint(api.bp)
+    return app

@@ -1,0 +1,64 @@
+"""Settings read from the environment, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_API_PORT = 4000
+DEFAULT_DB_PORT = 5432
+DEFAULT_API_URL = f"http://127.0.0.1:{DEFAULT_API_PORT}"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not 0 < value < 65536:
+        raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service and the CLI read from the environment."""
+
+    home: Path = field(default_factory=lambda: Path(".allies"))
+    database_url: str | None = None
+    db_port: int = DEFAULT_DB_PORT
+    encryption_keys: str | None = None
+    encryption_keys_file: Path | None = None
+    log_file: Path = field(default_factory=lambda: Path("log/server.log"))
+    max_body_bytes: int = 16 * 1024
+    db_timeout_seconds: float = 3.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read ALLIES_HOME, DATABASE_URL, DB_PORT, ALLIES_ENCRYPTION_KEYS[_FILE], ALLIES_LOG_FILE."""
+        keys_file = os.environ.get("ALLIES_ENCRYPTION_KEYS_FILE", "").strip()
+        return cls(
+            home=Path(os.environ.get("ALLIES_HOME", "").strip() or ".allies").absolute(),
+            database_url=os.environ.get("DATABASE_URL", "").strip() or None,
+            db_port=_int_env("DB_PORT", DEFAULT_DB_PORT),
+            encryption_keys=os.environ.get("ALLIES_ENCRYPTION_KEYS", "").strip() or None,
+            encryption_keys_file=Path(keys_file) if keys_file else None,
+            log_file=Path(os.environ.get("ALLIES_LOG_FILE", "").strip() or "log/server.log"),
+        )
+
+    @property
+    def embedded(self) -> bool:
+        """True when no DATABASE_URL is given, so the embedded PostgreSQL is used."""
+        return self.database_url is None
+
+    @property
+    def default_key_file(self) -> Path:
+        return self.home / "encryption.keys"

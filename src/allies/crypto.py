@@ -1,0 +1,130 @@
+"""Encryption of partner credentials: AES-256-GCM envelopes under a ring of versioned keys.
+
+A key ring is written as `KEY_ID:BASE64KEY` entries separated by commas or new lines; the first
+entry is the active key (used to encrypt), every entry can decrypt. The ally id is bound to each
+ciphertext as associated data, so a ciphertext copied onto another ally fails to decrypt.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import secrets
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .config import ConfigError, Settings
+
+ALGORITHM = "AES-256-GCM"
+ENVELOPE_VERSION = 1
+NONCE_BYTES = 12  # 96-bit nonce, fresh and random for every encryption
+KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+AAD_PREFIX = b"allies/credentials/v1:"
+
+
+class DecryptionError(Exception):
+    """A ciphertext cannot be opened: unknown key, wrong ally, or tampered data."""
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Versioned AES-256 keys: `active` encrypts, all of `keys` decrypt."""
+
+    keys: dict[str, bytes]
+    active: str
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> KeyRing:
+        """Read `KEY_ID:BASE64KEY` entries; `source` names the variable or file in errors."""
+        keys: dict[str, bytes] = {}
+        lines = [line.partition("#")[0] for line in text.splitlines()]
+        entries = [e.strip() for e in ",".join(lines).split(",")]
+        for entry in filter(None, entries):
+            key_id, sep, encoded = entry.partition(":")
+            if not sep or not KEY_ID_PATTERN.match(key_id):
+                raise ConfigError(f"{source}: each key must look like KEY_ID:BASE64KEY")
+            try:
+                key = base64.b64decode(encoded, validate=True)
+            except binascii.Error:
+                raise ConfigError(f"{source}: key {key_id!r} is not valid base64") from None
+            if len(key) != 32:
+                raise ConfigError(f"{source}: key {key_id!r} must be 32 bytes (AES-256)")
+            if key_id in keys:
+                raise ConfigError(f"{source}: key id {key_id!r} appears twice")
+            keys[key_id] = key
+        if not keys:
+            raise ConfigError(f"{source}: no keys found")
+        return cls(keys=keys, active=next(iter(keys)))
+
+    def encrypt(self, ally_id: str, plaintext: bytes) -> dict:
+        """Seal `plaintext` for `ally_id` under the active key; returns the stored envelope."""
+        nonce = os.urandom(NONCE_BYTES)
+        ciphertext = AESGCM(self.keys[self.active]).encrypt(nonce, plaintext, _aad(ally_id))
+        return {
+            "version": ENVELOPE_VERSION,
+            "alg": ALGORITHM,
+            "kid": self.active,
+            "nonce": base64.b64encode(nonce).decode(),
+            "ciphertext": base64.b64encode(ciphertext).decode(),
+        }
+
+    def decrypt(self, ally_id: str, envelope: dict) -> bytes:
+        """Open an envelope made by `encrypt` for the same ally."""
+        key = self.keys.get(str(envelope.get("kid")))
+        if key is None:
+            raise DecryptionError(f"credentials of ally {ally_id} use an unknown key id")
+        try:
+            nonce = base64.b64decode(envelope["nonce"], validate=True)
+            ciphertext = base64.b64decode(envelope["ciphertext"], validate=True)
+            return AESGCM(key).decrypt(nonce, ciphertext, _aad(ally_id))
+        except (InvalidTag, KeyError, TypeError, ValueError, binascii.Error):
+            raise DecryptionError(
+                f"credentials of ally {ally_id} cannot be decrypted (wrong ally or tampered)"
+            ) from None
+
+
+def _aad(ally_id: str) -> bytes:
+    return AAD_PREFIX + ally_id.encode()
+
+
+def new_key_entry(key_id: str | None = None) -> str:
+    """A fresh random key as a `KEY_ID:BASE64KEY` entry for the configuration."""
+    key_id = key_id or f"k{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(3)}"
+    return f"{key_id}:{base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()}"
+
+
+def load_keyring(settings: Settings) -> KeyRing:
+    """The configured key ring; in the local default, one key generated under $ALLIES_HOME."""
+    if settings.encryption_keys:
+        return KeyRing.parse(settings.encryption_keys, "ALLIES_ENCRYPTION_KEYS")
+    path = settings.encryption_keys_file or settings.default_key_file
+    if settings.encryption_keys_file is None and not path.exists():
+        _create_key_file(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the key file {path}: {exc.strerror}") from None
+    return KeyRing.parse(text, str(path))
+
+
+def _create_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process created it first
+    with os.fdopen(fd, "w") as handle:
+        handle.write("# allies encryption keys: KEY_ID:BASE64KEY, the first one is active.\n")
+        handle.write(new_key_entry() + "\n")
+    print(
+        f"allies: generated a new encryption key in {path} (mode 0600); back it up, "
+        "without it stored credentials cannot be decrypted",
+        file=sys.stderr,
+    )

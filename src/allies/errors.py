@@ -1,0 +1,53 @@
+"""One JSON shape for every failure; database and Python details never reach the client."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from flask import Flask, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+RETRY_AFTER_SECONDS = 5
+logger = logging.getLogger("allies.errors")
+
+MESSAGES = {
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+}
+
+
+def json_error(status: int, message: str, **extra: str):
+    response = jsonify({"message": message, **extra})
+    response.status_code = status
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = exc.code or 500
+        extra = {"detail": f"the limit is {app.config['MAX_CONTENT_LENGTH']} bytes"}
+        response = json_error(code, MESSAGES.get(code, exc.name), **(extra if code == 413 else {}))
+        if code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    # Covers connection failures and psycopg_pool.PoolTimeout (an OperationalError too).
+    @app.errorhandler(psycopg.OperationalError)
+    def database_unavailable(exc: Exception):
+        # The driver's message may quote SQL parameters: log the type only, never the text.
+        logger.warning("database unavailable (%s) in request %s", type(exc).__name__, _rid())
+        response = json_error(503, "Service unavailable")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    @app.errorhandler(Exception)
+    def server_error(exc: Exception):
+        logger.error("unhandled %s in request %s", type(exc).__name__, _rid())
+        return json_error(500, "Server error")
+
+
+def _rid() -> str:
+    return g.get("request_id", "-")

@@ -1,0 +1,22 @@
+-- The allies schema. Idempotent: run at every start.
+-- `stores` is compatible with the original challenge (there `data` is JSON; here JSONB, which
+-- every query of the project also accepts as JSON through explicit casts).
+CREATE TABLE IF NOT EXISTS stores (
+    id   VARCHAR PRIMARY KEY,
+    data JSONB
+);
+
+-- One row per credentials write attempt, successful or not. Never holds a secret.
+CREATE TABLE IF NOT EXISTS credential_audit (
+    id          BIGSERIAL PRIMARY KEY,
+    at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+    actor       TEXT NOT NULL,
+    ally_id     TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    http_status INTEGER,
+    client_addr TEXT,
+    request_id  TEXT,
+    detail      TEXT
+);
+CREATE INDEX IF NOT EXISTS credential_audit_ally_at ON credential_audit (ally_id, at);

@@ -1,0 +1,208 @@
+"""Fixtures: one real PostgreSQL per test session, a fresh database per test, the real Flask app.
+
+With DATABASE_URL set, that server is used (the role must be allowed to create databases);
+otherwise an embedded PostgreSQL is started under a temporary folder and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from allies import db, seed
+from allies.app import create_app
+from allies.config import Settings
+from allies.crypto import KeyRing, new_key_entry
+from allies.embedded import EmbeddedPostgres
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM = ROOT.parent / "shared" / "upstream"
+YOUNG_WOLF = "0d4f7a40-651d-44fb-8744-04d9b31ef844"
+BARNES = "1f585fc9-4926-468c-a728-eb34d80e9ea1"
+CASE3_USERNAME = "aliado_addi"
+CASE3_PASSWORD = "}sxh7_5}BdJ4K:Qf"
+TEST_KEYS = new_key_entry("test-key-1")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def with_dbname(url: str, name: str) -> str:
+    return make_conninfo(url, dbname=name)
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory) -> str:
+    """Admin URL of the session's PostgreSQL server."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), free_port())
+    server.start()
+    yield server.url
+    server.stop()
+
+
+def create_database(admin_url: str, name: str, template: str | None = None) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        clause = f" TEMPLATE {template} STRATEGY FILE_COPY" if template else ""
+        conn.execute(f"CREATE DATABASE {name}{clause}")
+    return with_dbname(admin_url, name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def template_name(server_url) -> str:
+    """A database with the schema and the 300 generated stores, copied for each test."""
+    name = f"allies_tpl_{uuid.uuid4().hex[:8]}"
+    url = create_database(server_url, name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        db.ensure_schema(conn)
+        seed.seed_stores(conn)
+    yield name
+    drop_database(server_url, name)
+
+
+@pytest.fixture
+def fresh_database(server_url):
+    """Factory: a new database from `template` (None: empty) dropped after the test."""
+    names = []
+
+    def make(template: str | None = None) -> str:
+        names.append(f"allies_t_{uuid.uuid4().hex[:10]}")
+        return create_database(server_url, names[-1], template)
+
+    yield make
+    for name in names:
+        drop_database(server_url, name)
+
+
+@pytest.fixture
+def database_url(fresh_database, template_name) -> str:
+    """A fresh copy of the seeded database for this test."""
+    return fresh_database(template_name)
+
+
+@pytest.fixture
+def conn(database_url):
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def keyring() -> KeyRing:
+    return KeyRing.parse(TEST_KEYS, "test")
+
+
+@pytest.fixture
+def settings(tmp_path, database_url) -> Settings:
+    return Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        encryption_keys=TEST_KEYS,
+        log_file=tmp_path / "log" / "server.log",
+        db_timeout_seconds=1.0,
+    )
+
+
+def make_app(settings: Settings):
+    app = create_app(settings, echo_log=False)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def app(settings):
+    application = make_app(settings)
+    yield application
+    application.extensions["allies.pool"].close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def allies_env(**extra: str) -> dict[str, str]:
+    """The environment of an `allies` subprocess: this interpreter's bin first on PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "ALLIES_HOME", "DB_PORT"}}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback test server
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture
+def served_app(tmp_path, settings):
+    """The real server (`allies serve`, gunicorn) on a free port, over this test's database."""
+    port = free_port()
+    env = allies_env(
+        DATABASE_URL=settings.database_url,
+        ALLIES_HOME=str(settings.home),
+        ALLIES_ENCRYPTION_KEYS=TEST_KEYS,
+        ALLIES_LOG_FILE=str(settings.log_file),
+    )
+    process = subprocess.Popen(
+        ["allies", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/health", process=process)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        process.stderr.close()
+
+
+def upstream_file(name: str) -> Path:
+    path = UPSTREAM / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the upstream fixtures live beside the project in ../shared)")
+    return path
+
+
+@pytest.fixture
+def upstream_url(fresh_database) -> str:
+    """A database loaded with the original challenge's seed.sql, unchanged (data is JSON)."""
+    sql = upstream_file("seed.sql").read_text()
+    url = fresh_database()
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(sql)
+        db.ensure_schema(connection)
+    return url

@@ -1,0 +1,94 @@
+"""AES-256-GCM envelopes: round trip, binding to the ally, tamper detection, key ring config."""
+
+from __future__ import annotations
+
+import base64
+import stat
+
+import pytest
+from conftest import BARNES, YOUNG_WOLF
+
+from allies.config import ConfigError, Settings
+from allies.crypto import DecryptionError, KeyRing, load_keyring, new_key_entry
+
+
+def test_round_trip_returns_the_plaintext(keyring):
+    envelope = keyring.encrypt(BARNES, b"secret")
+    assert envelope["kid"] == "test-key-1" and envelope["alg"] == "AES-256-GCM"
+    assert b"secret" not in base64.b64decode(envelope["ciphertext"])
+    assert keyring.decrypt(BARNES, envelope) == b"secret"
+
+
+def test_each_encryption_uses_a_fresh_nonce(keyring):
+    nonces = {keyring.encrypt(BARNES, b"same")["nonce"] for _ in range(50)}
+    assert len(nonces) == 50
+    assert all(len(base64.b64decode(n)) == 12 for n in nonces)
+
+
+def test_a_ciphertext_copied_to_another_ally_does_not_decrypt(keyring):
+    envelope = keyring.encrypt(BARNES, b"secret")
+    with pytest.raises(DecryptionError, match="wrong ally or tampered"):
+        keyring.decrypt(YOUNG_WOLF, envelope)
+
+
+def test_a_tampered_ciphertext_does_not_decrypt(keyring):
+    envelope = keyring.encrypt(BARNES, b"secret")
+    raw = bytearray(base64.b64decode(envelope["ciphertext"]))
+    raw[0] ^= 1
+    with pytest.raises(DecryptionError):
+        keyring.decrypt(BARNES, {**envelope, "ciphertext": base64.b64encode(raw).decode()})
+
+
+def test_an_unknown_key_id_is_reported(keyring):
+    envelope = keyring.encrypt(BARNES, b"secret")
+    with pytest.raises(DecryptionError, match="unknown key id"):
+        keyring.decrypt(BARNES, {**envelope, "kid": "gone"})
+
+
+def test_the_first_key_encrypts_and_every_key_decrypts():
+    old_entry = new_key_entry("old")
+    envelope = KeyRing.parse(old_entry, "test").encrypt(BARNES, b"secret")
+    ring = KeyRing.parse(f"{new_key_entry('new')},{old_entry}", "test")
+    assert ring.active == "new"
+    assert ring.decrypt(BARNES, envelope) == b"secret"
+    assert ring.encrypt(BARNES, b"x")["kid"] == "new"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no keys found"),
+        ("nocolon", "KEY_ID:BASE64KEY"),
+        ("bad id!:AAAA", "KEY_ID:BASE64KEY"),
+        ("k1:not base64!", "not valid base64"),
+        ("k1:" + base64.b64encode(b"short").decode(), "must be 32 bytes"),
+    ],
+)
+def test_malformed_key_configuration_names_the_variable(text, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        KeyRing.parse(text, "ALLIES_ENCRYPTION_KEYS")
+    assert str(info.value).startswith("ALLIES_ENCRYPTION_KEYS")
+
+
+def test_duplicate_key_ids_are_refused():
+    entry = new_key_entry("same")
+    with pytest.raises(ConfigError, match="appears twice"):
+        KeyRing.parse(f"{entry}\n{entry}", "file")
+
+
+def test_local_default_generates_one_private_key_file(tmp_path, capsys):
+    settings = Settings(home=tmp_path / "home")
+    first = load_keyring(settings)
+    assert "generated a new encryption key" in capsys.readouterr().err
+    key_file = settings.default_key_file
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert load_keyring(settings) == first  # reused, not regenerated
+    assert capsys.readouterr().err == ""
+
+
+def test_a_named_key_file_is_read_and_never_created(tmp_path):
+    path = tmp_path / "keys"
+    with pytest.raises(ConfigError, match="cannot read the key file"):
+        load_keyring(Settings(home=tmp_path, encryption_keys_file=path))
+    path.write_text("# comment, with a comma\n" + new_key_entry("filekey") + "\n")
+    assert load_keyring(Settings(home=tmp_path, encryption_keys_file=path)).active == "filekey"

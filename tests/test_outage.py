@@ -1,0 +1,63 @@
+"""Database down: the API answers 503 with Retry-After, then heals by itself when it is back."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from conftest import BARNES, TEST_KEYS, free_port, make_app
+
+from allies import db, seed
+from allies.config import Settings
+from allies.embedded import EmbeddedPostgres
+
+
+@pytest.fixture
+def own_server(tmp_path):
+    """A server of its own, since this test stops it."""
+    server = EmbeddedPostgres(tmp_path / "pg", free_port())
+    server.start()
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        db.ensure_schema(conn)
+        seed.seed_stores(conn, 10)
+    yield server
+    server.stop()
+
+
+def test_outage_gives_503_then_the_app_recovers_without_restart(tmp_path, own_server):
+    settings = Settings(
+        home=tmp_path / "home",
+        database_url=own_server.url,
+        encryption_keys=TEST_KEYS,
+        log_file=tmp_path / "server.log",
+        db_timeout_seconds=1.0,
+    )
+    app = make_app(settings)
+    client = app.test_client()
+    try:
+        assert client.get(f"/allies/{BARNES}/credentials").status_code == 400
+
+        own_server.stop()
+        started = time.monotonic()
+        for response in (
+            client.get(f"/allies/{BARNES}/credentials"),
+            client.post(f"/allies/{BARNES}/credentials", json={"username": "u", "password": "p"}),
+            client.get("/health"),
+        ):
+            assert response.status_code == 503
+            assert response.headers["Retry-After"] == "5"
+            assert response.get_json()["message"] == "Service unavailable"
+        assert time.monotonic() - started < 15  # bounded, never a hang
+
+        own_server.start()
+        back = time.monotonic()
+        while client.get("/health").status_code != 200:
+            assert time.monotonic() - back < 5, "not recovered within 5 s of the database returning"
+            time.sleep(0.1)
+        response = client.post(f"/allies/{BARNES}/credentials", json={"username": "u", "password": "p"})
+        assert response.status_code == 200
+        with psycopg.connect(own_server.url) as conn:
+            assert conn.execute("SELECT outcome FROM credential_audit").fetchall() == [("success",)]
+    finally:
+        app.extensions["allies.pool"].close()
