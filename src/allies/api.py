@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from . import audit, credentials
-from .credentials import Rejected
+from .validation import Rejected, parse_ally_id, parse_body
 
 bp = Blueprint("allies", __name__)
 
@@ -26,8 +26,8 @@ def add_credentials(ally_id: str):
         actor="local", ally_id=ally_id, client_addr=request.remote_addr, request_id=g.request_id
     )
     try:
-        canonical_id = credentials.parse_ally_id(ally_id)
-        username, password = credentials.parse_body(_json_body())
+        canonical_id = parse_ally_id(ally_id)
+        username, password = parse_body(_json_body())
         with _pool().connection() as conn, conn.transaction():
             name = credentials.set_credentials(
                 conn, current_app.extensions["allies.keyring"], canonical_id, username, password
@@ -51,7 +51,7 @@ def add_credentials(ally_id: str):
 @bp.get("/allies/<ally_id>/credentials")
 def credentials_status(ally_id: str):
     try:
-        canonical_id = credentials.parse_ally_id(ally_id)
+        canonical_id = parse_ally_id(ally_id)
     except Rejected:
         return jsonify({"message": "Ally was not found"}), 404
     with _pool().connection() as conn:

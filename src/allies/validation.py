@@ -1,0 +1,53 @@
+"""Validation of what clients send: ally ids and credentials bodies. Errors name the exact problem."""
+
+from __future__ import annotations
+
+import re
+
+ALLY_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+MAX_USERNAME_CHARS = 256
+MAX_PASSWORD_CHARS = 1024
+
+
+class Rejected(Exception):
+    """The request cannot be carried out as sent; `detail` says precisely why (no secrets)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class AllyNotFound(Rejected):
+    """No store has this id."""
+
+
+def parse_ally_id(raw: str) -> str:
+    """The ally id in canonical form (a lowercase UUID), or Rejected."""
+    if not ALLY_ID_PATTERN.match(raw):
+        raise Rejected("malformed ally id: expected a UUID like 1f585fc9-4926-468c-a728-eb34d80e9ea1")
+    return raw.lower()
+
+
+def parse_body(body: object) -> tuple[str, str]:
+    """(username, password) from a decoded JSON body; `user` is accepted for `username`."""
+    if not isinstance(body, dict):
+        raise Rejected("the JSON body must be an object with username and password")
+    if "username" in body and "user" in body and body["username"] != body["user"]:
+        raise Rejected("send either username or user, not both with different values")
+    username_key = "username" if "username" in body else "user"
+    username = _required_text(body, username_key, "username", MAX_USERNAME_CHARS)
+    password = _required_text(body, "password", "password", MAX_PASSWORD_CHARS)
+    return username, password
+
+
+def _required_text(body: dict, key: str, label: str, max_chars: int) -> str:
+    if key not in body or body[key] is None:
+        raise Rejected(f"missing field: {label}")
+    value = body[key]
+    if not isinstance(value, str):
+        raise Rejected(f"field {label} must be a string")
+    if not value.strip():
+        raise Rejected(f"empty field: {label}")
+    if len(value) > max_chars:
+        raise Rejected(f"field {label} is longer than {max_chars} characters")
+    return value
