@@ -3,6 +3,8 @@ FROM python:3.12-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
+# src/allies/sql is a link to sql/: the runbook's SQL files are shipped inside the package.
+COPY sql ./sql
 RUN pip install --no-cache-dir .
 ENV ALLIES_HOME=/var/lib/allies
 EXPOSE 4000

@@ -86,6 +86,7 @@ def test_runbook_commands_print_what_they_document(name, live_stack, tmp_path):
             code, output = run_command(localize(command.text, live_stack), ROOT, env)
             where = f"{name}:{block.line}: $ {command.text}"
             assert code == command.expected_exit, f"{where}\nexit {code}\n" + "\n".join(output)
-            assert output_matches(command.expected, output), (
-                f"{where}\nexpected:\n" + "\n".join(command.expected) + "\ngot:\n" + "\n".join(output)
+            expected = [localize(line, live_stack) for line in command.expected]
+            assert output_matches(expected, output), (
+                f"{where}\nexpected:\n" + "\n".join(expected) + "\ngot:\n" + "\n".join(output)
             )

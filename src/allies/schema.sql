@@ -20,3 +20,16 @@ CREATE TABLE IF NOT EXISTS credential_audit (
     detail      TEXT
 );
 CREATE INDEX IF NOT EXISTS credential_audit_ally_at ON credential_audit (ally_id, at);
+
+-- Journal of store updates (case 2 and `allies store update`): the touched fields before and
+-- after, so a change can be rolled back exactly (sql/02_rollback_store_update.sql).
+CREATE TABLE IF NOT EXISTS store_changes (
+    id         BIGSERIAL PRIMARY KEY,
+    store_id   TEXT NOT NULL,
+    changed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    actor      TEXT NOT NULL DEFAULT current_user,
+    reason     TEXT NOT NULL,
+    before     JSONB NOT NULL,
+    after      JSONB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS store_changes_store_at ON store_changes (store_id, changed_at);

@@ -109,6 +109,6 @@ def seed_stores(
 
 
 def reset_stores(conn: psycopg.Connection) -> None:
-    """Delete every store and every audit row (the caller asked with --yes)."""
+    """Delete every store, audit row and journal entry (the caller asked with --yes)."""
     with conn.transaction():
-        conn.execute("TRUNCATE stores, credential_audit")
+        conn.execute("TRUNCATE stores, credential_audit, store_changes RESTART IDENTITY")

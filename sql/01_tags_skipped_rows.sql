@@ -1,0 +1,10 @@
+-- Case 1, companion check: the stores whose tags sql/01_tags_distribution.sql skips.
+--
+-- A row is listed when its `tags` is missing, null or not an object, or holds a value that is not
+-- a string. Works whether `data` is json or jsonb. No rows means the report counted every tag.
+SELECT s.id,
+       s.data -> 'tags' AS tags
+  FROM stores AS s
+ WHERE jsonb_typeof(s.data::jsonb -> 'tags') IS DISTINCT FROM 'object'
+    OR jsonb_path_exists(s.data::jsonb, '$.tags.* ? (@.type() != "string")')
+ ORDER BY s.id;

@@ -1,0 +1,163 @@
+"""`allies serve` and `allies db ...`: run the service and manage its database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import click
+
+from .. import db, seed
+from ..config import DEFAULT_API_PORT
+from ..crypto import load_keyring
+from ..embedded import EmbeddedError, bin_dir
+from .base import CommandFailed, InputError, main, open_db, redact, settings
+
+# -- serve ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_API_PORT, show_default=True, envvar="PORT", help="Port (env PORT).")
+@click.option("--workers", type=int, default=None, help="gunicorn workers [default: CPUs].")
+@click.option("--dev", is_flag=True, help="Flask's reloading development server instead.")
+def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
+    """Serve the API (gunicorn), starting the embedded database if needed.
+
+    \b
+    Example:
+        allies serve --port 4000
+    """
+    from .. import server
+
+    config = settings()
+    url = db.database_url(config)
+    with open_db() as conn:
+        click.echo(f"allies: database ready, {seed.count_stores(conn)} stores", err=True)
+    load_keyring(config)  # fail before forking when the keys are misconfigured
+    # Workers read this, so they use the same database without starting anything.
+    os.environ["DATABASE_URL"] = url
+    click.echo(f"allies: serving on http://{host}:{port}", err=True)
+    if dev:
+        server.run_dev(host, port)
+    else:
+        server.run_gunicorn(host, port, workers or server.default_workers())
+
+
+# -- db ------------------------------------------------------------------------------------
+
+
+@main.group("db")
+def db_group() -> None:
+    """The database: embedded PostgreSQL by default, DATABASE_URL when set."""
+
+
+@db_group.command("seed")
+@click.option("--count", default=seed.DEFAULT_COUNT, show_default=True, type=click.IntRange(2))
+@click.option("--if-empty", is_flag=True, help="Do nothing (exit 0) when stores has rows.")
+def db_seed(count: int, if_empty: bool) -> None:
+    """Fill the empty stores table with generated stores (same data every time).
+
+    Never overwrites: a table with rows is refused (exit 1) unless --if-empty.
+
+    \b
+    Example:
+        allies db seed --count 1000000
+    """
+    from rich.progress import Progress
+
+    with open_db() as conn:
+        existing = seed.count_stores(conn)
+        if existing and if_empty:
+            click.echo(f"allies: stores already holds {existing} rows; not seeding", err=True)
+            return
+        with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+            task = bar.add_task("seeding stores", total=count)
+            written = seed.seed_stores(conn, count, lambda n: bar.advance(task, n))
+    click.echo(f"allies: seeded {written} stores", err=True)
+
+
+@db_group.command("reset")
+@click.option("--yes", is_flag=True, help="Confirm: every store and audit row is deleted.")
+@click.option("--count", default=seed.DEFAULT_COUNT, show_default=True, type=click.IntRange(0))
+def db_reset(yes: bool, count: int) -> None:
+    """Delete all stores and audit rows, then seed COUNT generated stores again (0: leave empty).
+
+    \b
+    Example:
+        allies db reset --yes
+    """
+    if not yes:
+        raise InputError("db reset deletes every store; add --yes to confirm")
+    with open_db() as conn:
+        seed.reset_stores(conn)
+        written = seed.seed_stores(conn, count) if count else 0
+    click.echo(f"allies: database reset, {written} stores seeded", err=True)
+
+
+@db_group.command("url")
+def db_url() -> None:
+    """Print the database URL (starting the embedded server if needed).
+
+    \b
+    Example:
+        psql "$(allies db url)"
+    """
+    click.echo(db.database_url(settings(), for_people=True))
+
+
+@db_group.command("psql", context_settings={"ignore_unknown_options": True})
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def db_psql(psql_args: tuple[str, ...]) -> None:
+    """Open psql on the database; extra arguments go to psql.
+
+    Uses the psql on PATH, else the one shipped with the embedded server.
+
+    \b
+    Example:
+        allies db psql -c 'SELECT count(*) FROM stores'
+    """
+    url = db.database_url(settings(), for_people=True)
+    psql = shutil.which("psql") or _bundled_psql()
+    if psql is None:
+        raise CommandFailed("psql is not installed (Debian/Ubuntu: apt-get install postgresql-client)")
+    os.execv(psql, [psql, url, *psql_args])
+
+
+def _bundled_psql() -> str | None:
+    try:
+        candidate = bin_dir() / "psql"
+    except EmbeddedError:
+        return None
+    return str(candidate) if candidate.exists() else None
+
+
+@db_group.command("start")
+def db_start() -> None:
+    """Start the embedded PostgreSQL (no-op when DATABASE_URL is set or it already runs).
+
+    \b
+    Example:
+        DB_PORT=5433 allies db start
+    """
+    config = settings()
+    if not config.embedded:
+        click.echo("allies: DATABASE_URL is set; the embedded server is not used", err=True)
+        return
+    server = db.embedded_server(config)
+    started = server.start()
+    state = "started" if started else "already running"
+    click.echo(f"allies: embedded PostgreSQL {state} at {redact(server.url)}", err=True)
+
+
+@db_group.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL.
+
+    \b
+    Example:
+        allies db stop
+    """
+    stopped = db.embedded_server(settings()).stop()
+    click.echo(f"allies: embedded PostgreSQL {'stopped' if stopped else 'was not running'}", err=True)

@@ -1,0 +1,58 @@
+"""A small client of the allies API, for the CLI: writes go through the API so that validation,
+encryption and the audit trail stay in one place."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+
+class ApiUnreachable(Exception):
+    """The API did not answer (not running, wrong URL, network)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict
+
+
+class Client:
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def credentials_status(self, ally_id: str) -> Reply:
+        return self._call("GET", f"/allies/{ally_id}/credentials")
+
+    def set_credentials(self, ally_id: str, username: str, password: str) -> Reply:
+        body = {"username": username, "password": password}
+        return self._call("POST", f"/allies/{ally_id}/credentials", body)
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> Reply:
+        url = self.base_url + path
+        if not url.startswith(("http://", "https://")):
+            raise ApiUnreachable(f"the API URL must start with http:// or https://, got {self.base_url!r}")
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - scheme checked
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                return Reply(response.status, _json(response.read()))
+        except urllib.error.HTTPError as error:
+            with error:
+                return Reply(error.code, _json(error.read()))
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            reason = getattr(error, "reason", error)
+            raise ApiUnreachable(f"the API at {self.base_url} is unreachable ({reason})") from None
+
+
+def _json(raw: bytes) -> dict:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"message": raw.decode("utf-8", "replace")[:200]}
+    return value if isinstance(value, dict) else {"message": str(value)}

@@ -1,0 +1,160 @@
+"""Stores: read one without its secrets, and change its owner, name or tags safely.
+
+Every change is made inside the database with `jsonb_set` on the row's current value (never a
+client-side rewrite of the whole document), in one transaction that first locks the row, so a
+concurrent credentials write is never lost. Each applied change is journaled in `store_changes`
+with the touched fields before and after, which makes an exact rollback possible.
+sql/02_update_store_owner_and_tags.sql runs the very same statements for case 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from .validation import AllyNotFound
+
+SELECT = "SELECT data::jsonb FROM stores WHERE id = %s"
+# Locks the row first: a concurrent credentials write waits, then applies on top of this change.
+SELECT_FOR_UPDATE = SELECT + " FOR UPDATE"
+
+SET_TEXT_FIELD = """
+UPDATE stores
+   SET data = jsonb_set(data::jsonb, ARRAY[%(field)s], to_jsonb(%(value)s::text))
+ WHERE id = %(id)s
+   AND data::jsonb ->> %(field)s IS DISTINCT FROM %(value)s
+"""
+
+# Replace tag OLD by NEW in whichever slot holds it. When NEW is already there (or OLD sits in two
+# slots), the extra OLD slots are removed instead, so no tag is ever duplicated.
+REPLACE_TAG = """
+UPDATE stores
+   SET data = jsonb_set(data::jsonb, '{tags}', (
+       SELECT COALESCE(jsonb_object_agg(
+                  slot.key,
+                  CASE WHEN slot.value = to_jsonb(%(old)s::text) THEN to_jsonb(%(new)s::text)
+                       ELSE slot.value END), '{}'::jsonb)
+         FROM (SELECT key, value, row_number() OVER (PARTITION BY value ORDER BY key) AS nth
+                 FROM jsonb_each(data::jsonb -> 'tags')) AS slot
+        WHERE NOT (slot.value = to_jsonb(%(old)s::text)
+                   AND (slot.nth > 1
+                        OR jsonb_path_exists(data::jsonb, '$.tags.* ? (@ == $tag)',
+                                             jsonb_build_object('tag', %(new)s::text))))))
+ WHERE id = %(id)s
+   AND jsonb_typeof(data::jsonb -> 'tags') = 'object'
+   AND jsonb_path_exists(data::jsonb, '$.tags.* ? (@ == $tag)', jsonb_build_object('tag', %(old)s::text))
+"""
+
+JOURNAL = """
+INSERT INTO store_changes (store_id, reason, before, after)
+VALUES (%(id)s, %(reason)s, %(before)s, %(after)s)
+RETURNING id
+"""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What to change in a store; fields left None are kept."""
+
+    owner: str | None = None
+    name: str | None = None
+    replace_tags: tuple[tuple[str, str], ...] = ()
+
+    def fields(self) -> dict[str, str]:
+        wanted = {"brand_owner": self.owner, "name": self.name}
+        return {key: value for key, value in wanted.items() if value is not None}
+
+    def touched_keys(self) -> list[str]:
+        return [*self.fields(), *(["tags"] if self.replace_tags else [])]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A store before and after a change (without secrets), and how many statements changed it."""
+
+    before: dict
+    after: dict
+    changes: int
+    journal_id: int | None = None
+    applied: bool = True
+
+
+def public_view(data: dict) -> dict:
+    """The store's data with credentials reduced to non-secret metadata."""
+    view = dict(data)
+    envelope = view.get("credentials")
+    view["credentials"] = {
+        "set": envelope is not None,
+        "set_at": envelope.get("set_at") if isinstance(envelope, dict) else None,
+    }
+    return view
+
+
+def get_store(conn: psycopg.Connection, store_id: str, *, lock: bool = False) -> dict | None:
+    """The store's data (jsonb, whatever the column type), or None."""
+    query = SELECT_FOR_UPDATE if lock else SELECT
+    row = conn.execute(query, (store_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+def apply_change(
+    conn: psycopg.Connection, store_id: str, change: Change, *, reason: str, dry_run: bool = False
+) -> Outcome:
+    """Apply `change` atomically; with `dry_run` the same statements run and are rolled back."""
+    with conn.transaction() as tx:
+        before = get_store(conn, store_id, lock=True)
+        if before is None:
+            raise AllyNotFound(f"no store has id {store_id}; nothing was changed")
+        changes = 0
+        for key, value in change.fields().items():
+            changes += _one_row(conn, SET_TEXT_FIELD, {"id": store_id, "field": key, "value": value})
+        for old, new in change.replace_tags:
+            changes += _one_row(conn, REPLACE_TAG, {"id": store_id, "old": old, "new": new})
+        after = get_store(conn, store_id)
+        outcome = Outcome(public_view(before), public_view(after), changes, applied=not dry_run)
+        if dry_run:
+            raise psycopg.Rollback(tx)
+        if changes:
+            journal_id = _journal(conn, store_id, reason, change.touched_keys(), before, after)
+            outcome = replace(outcome, journal_id=journal_id)
+    return outcome
+
+
+def undo_last_change(conn: psycopg.Connection, store_id: str) -> Outcome:
+    """Put back the fields of the store's latest journaled change (journaled as a change too)."""
+    with conn.transaction():
+        before = get_store(conn, store_id, lock=True)
+        if before is None:
+            raise AllyNotFound(f"no store has id {store_id}; nothing was changed")
+        last = conn.execute(
+            "SELECT id, before FROM store_changes WHERE store_id = %s ORDER BY id DESC LIMIT 1",
+            (store_id,),
+        ).fetchone()
+        if last is None:
+            return Outcome(public_view(before), public_view(before), 0)
+        journal_id, restored = last
+        conn.execute("UPDATE stores SET data = data::jsonb || %s WHERE id = %s", (Jsonb(restored), store_id))
+        after = get_store(conn, store_id)
+        new_id = _journal(conn, store_id, f"undo of change {journal_id}", list(restored), before, after)
+    return Outcome(public_view(before), public_view(after), 1, new_id)
+
+
+def _one_row(conn: psycopg.Connection, statement: str, params: dict) -> int:
+    count = conn.execute(statement, params).rowcount
+    if count > 1:  # only possible on a copy of the table without its primary key
+        raise RuntimeError(f"{count} rows matched id {params['id']}; aborted, nothing was changed")
+    return count
+
+
+def _journal(
+    conn: psycopg.Connection, store_id: str, reason: str, keys: list[str], before: dict, after: dict
+) -> int:
+    params = {
+        "id": store_id,
+        "reason": reason,
+        "before": Jsonb({key: before.get(key) for key in keys}),
+        "after": Jsonb({key: after.get(key) for key in keys}),
+    }
+    return conn.execute(JOURNAL, params).fetchone()[0]
