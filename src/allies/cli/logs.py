@@ -1,0 +1,166 @@
+"""`allies logs triage`: case 4 from the terminal — failed requests, affected allies, the fix."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from .. import db, remediation, triage
+from .base import InputError, main, print_json, redact
+from .support import api_url_option
+
+EXIT_AFFECTED = 3
+console = Console()
+
+
+@main.group("logs")
+def logs_group() -> None:
+    """Read server logs (case 4)."""
+
+
+@logs_group.command("triage")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--since", help="Only requests at or after this time (ISO 8601; no zone: UTC).")
+@click.option("--until", help="Only requests at or before this time.")
+@click.option(
+    "--all-endpoints", is_flag=True, help="Count every /allies/<id>/... request, not just credentials."
+)
+@click.option("--db", "db_url", help="Database to look the allies up in [default: DATABASE_URL if set].")
+@click.option("--fail-on-affected", is_flag=True, help=f"Exit {EXIT_AFFECTED} if an ally is still affected.")
+@api_url_option
+def triage_command(
+    paths: tuple[str, ...],
+    as_json: bool,
+    since: str | None,
+    until: str | None,
+    all_endpoints: bool,
+    db_url: str | None,
+    fail_on_affected: bool,
+    api_url: str,
+) -> None:
+    """Count failed requests and find the allies whose credentials requests failed.
+
+    Reads Apache common/combined logs, plain or gzip, several files or `-` (stdin). An ally
+    whose latest request succeeded is marked recovered; the others are still affected and get a
+    remediation plan. With a database (--db or DATABASE_URL) each ally's name and current
+    credentials status are shown. Exit 0 when the analysis ran, 2 for unreadable input, 3 with
+    --fail-on-affected when an ally is still affected.
+
+    \b
+    Example:
+        allies logs triage log/example.log
+        zcat old.log.gz | allies logs triage - --since 2023-11-02T22:00:00-05:00 --json
+    """
+    try:
+        window = triage.Window(
+            triage.parse_time(since) if since else None, triage.parse_time(until) if until else None
+        )
+        report = triage.analyze(paths, window, all_endpoints)
+    except triage.TriageError as exc:
+        raise InputError(str(exc)) from None
+    records = _lookup(db_url or os.environ.get("DATABASE_URL"), [s.ally_id for s in report.affected()])
+    if as_json:
+        print_json(_as_json(report, records, api_url))
+    else:
+        _print_report(report, records, api_url)
+    if fail_on_affected and remediation.still_affected(report):
+        sys.exit(EXIT_AFFECTED)
+
+
+def _lookup(url: str | None, ally_ids: list[str]) -> dict[str, remediation.AllyRecord] | None:
+    """The allies as the database sees them, or None without a database (a warning if unreachable)."""
+    if not url:
+        return None
+    try:
+        with db.connect(url) as conn:
+            return remediation.lookup(conn, ally_ids)
+    except psycopg.Error:
+        click.echo(
+            f"allies: warning: the database at {redact(url)} is unreachable; report without it", err=True
+        )
+        return None
+
+
+def _as_json(report: triage.Report, records, api_url: str) -> dict:
+    data = report.to_dict()
+    for entry, stats in zip(data["affected_allies"], report.affected(), strict=True):
+        record = records[stats.ally_id] if records is not None else None
+        entry["causes"] = remediation.causes(stats, record)
+        if record is not None:
+            entry.update(exists=record.exists, name=record.name, credentials_set=record.credentials_set)
+        if not stats.recovered:
+            entry["remediation"] = remediation.plan(stats, record, api_url)
+    data["database"] = records is not None
+    return data
+
+
+def _print_report(report: triage.Report, records, api_url: str) -> None:
+    summary = Table(title="Log triage", show_header=False)
+    summary.add_row("files", ", ".join(f"{f['path']} ({f['lines']} lines)" for f in report.files))
+    summary.add_row("lines", f"{report.total_lines} ({report.parsed} parsed, {report.malformed} malformed)")
+    if report.window:
+        summary.add_row("window", f"{report.window.since or '…'} → {report.window.until or '…'}")
+        summary.add_row("requests in window", str(report.in_window))
+    summary.add_row("by class", "  ".join(f"{k}: {v}" for k, v in report.status_classes().items()))
+    summary.add_row("by status", "  ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items())))
+    summary.add_row("failed requests (>= 400)", str(report.failed_requests))
+    endpoint = "/allies/<id>/..." if report.all_endpoints else "credentials"
+    summary.add_row(f"{endpoint} requests", str(report.credential_requests))
+    summary.add_row(f"failed {endpoint} requests", str(report.failed_credential_requests))
+    console.print(summary)
+    if report.malformed_samples:
+        _say(f"[bold]Lines that could not be parsed[/] (first {len(report.malformed_samples)}):")
+        for sample in report.malformed_samples:
+            _say(f"  {sample['file']}:{sample['line']}: {sample['text']!r}", markup=False)
+    _print_allies(report, records, api_url)
+
+
+def _print_allies(report: triage.Report, records, api_url: str) -> None:
+    """One block per affected ally: still affected first, each with its cause and its fix."""
+    affected = report.affected()
+    pending = remediation.still_affected(report)
+    if not affected:
+        _say("No failed credentials requests: no ally affected.")
+        return
+    _say(
+        f"[bold]Affected allies: {len(affected)}[/] ({len(pending)} still affected, "
+        f"{len(affected) - len(pending)} recovered by a later successful request)"
+    )
+    for stats in affected:
+        state = "[green]recovered[/]" if stats.recovered else "[bold red]AFFECTED[/]"
+        known = f" — {_describe_record(records[stats.ally_id], stats)}" if records is not None else ""
+        _say(f"\n{state} {stats.ally_id}{known}")
+        _say(
+            f"  {stats.failures} failed of {stats.requests}: "
+            + " ".join(f"{k}×{v}" for k, v in sorted(stats.statuses.items()))
+            + " · "
+            + " ".join(f"{k}×{v}" for k, v in sorted(stats.methods.items()))
+            + f" · {stats.first_failure:%Y-%m-%d %H:%M:%S} → {stats.last_failure:%Y-%m-%d %H:%M:%S} UTC"
+            + f" · from {', '.join(sorted(stats.clients))}",
+            markup=False,
+        )
+        if stats.recovered:
+            continue
+        record = records[stats.ally_id] if records is not None else None
+        _say(f"  likely cause: {'; '.join(remediation.causes(stats, record))}", markup=False)
+        for step in remediation.plan(stats, record, api_url):
+            _say(f"  {step}", markup=False)
+
+
+def _say(text: str, markup: bool = True) -> None:
+    # soft_wrap: long commands stay on one line, so they can be copied as they are.
+    console.print(text, markup=markup, highlight=False, soft_wrap=True)
+
+
+def _describe_record(record: remediation.AllyRecord, stats: triage.AllyStats) -> str:
+    if not stats.valid_id:
+        return "not an ally id"
+    if not record.exists:
+        return "no store has this id"
+    return f"{record.name}, credentials {'set' if record.credentials_set else 'not set'} now"

@@ -1,0 +1,91 @@
+"""Case 4, second half: what the database says about the affected allies, and what to do for each.
+
+No secret is ever part of a plan: the operator obtains the credentials from the ally and types
+them at the prompt of `allies credentials set`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from .triage import AllyStats, Report
+
+# Likely cause of a failed credentials request, by status (this API's contract, and the original).
+CAUSES = {
+    400: "rejected as sent (malformed id, missing or empty field, invalid JSON, unknown ally): "
+    "the audit table's `detail` says which",
+    401: "not authenticated",
+    404: "ally not found when the request was made (mistyped id, or the original API's 404)",
+    405: "wrong HTTP method",
+    413: "request body too large",
+    429: "rate limited: retry after the Retry-After delay",
+    500: "server error: see the server's error output around that time",
+    503: "database unavailable at the time (outage): a retry now should succeed",
+}
+
+
+@dataclass(frozen=True)
+class AllyRecord:
+    """The ally as the database sees it now."""
+
+    exists: bool
+    name: str | None = None
+    credentials_set: bool = False
+
+
+def lookup(conn: psycopg.Connection, ally_ids: list[str]) -> dict[str, AllyRecord]:
+    """Name and current credentials status of each id (ids with no store are marked missing)."""
+    rows = conn.execute(
+        """
+        SELECT id, data::jsonb ->> 'name',
+               COALESCE(jsonb_typeof(data::jsonb -> 'credentials') <> 'null', false)
+          FROM stores
+         WHERE id = ANY(%s)
+        """,
+        (ally_ids,),
+    ).fetchall()
+    found = {row[0]: AllyRecord(True, row[1], row[2]) for row in rows}
+    return {ally_id: found.get(ally_id, AllyRecord(False)) for ally_id in ally_ids}
+
+
+def causes(stats: AllyStats, record: AllyRecord | None = None) -> list[str]:
+    """The likely cause of each failure status; the database, when known, rules some out."""
+    found = []
+    for status in sorted(stats.statuses):
+        cause = CAUSES.get(status, "failed")
+        if status == 404 and record is not None and record.exists:
+            cause = "the ally exists, so the 404 came from the route itself (wrong URL or method, or a server without the endpoint)"
+        found.append(f"{status}: {cause}")
+    return found
+
+
+def plan(stats: AllyStats, record: AllyRecord | None, api_url: str) -> list[str]:
+    """The steps that fix one still-affected ally, and how to verify."""
+    ally = stats.ally_id
+    if not stats.valid_id:
+        return [
+            f"'{ally}' is not an ally id (expected a UUID): ask the client(s) "
+            f"{', '.join(sorted(stats.clients))} which store they meant, then re-submit for that id",
+        ]
+    if record is not None and not record.exists:
+        return [f"no store has id {ally}: confirm the id with the requester (mistyped?) before re-submitting"]
+    steps = []
+    if record is not None and record.credentials_set:
+        steps.append(
+            "credentials are set now (written after the failures or outside this log): "
+            "confirm with the ally that they work"
+        )
+    steps += [
+        "get the username and password from the ally (never from the log), then re-submit:",
+        f"  allies credentials set {ally} --username <USERNAME> --api-url {api_url}",
+        f"  or: curl -X POST {api_url}/allies/{ally}/credentials -H 'Content-Type: application/json' "
+        '-d \'{"username": "<USERNAME>", "password": "<PASSWORD>"}\'',
+        f"verify: allies credentials status {ally} --api-url {api_url}   (expect: credentials set)",
+    ]
+    return steps
+
+
+def still_affected(report: Report) -> list[AllyStats]:
+    return [stats for stats in report.affected() if not stats.recovered]
