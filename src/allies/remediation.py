@@ -56,7 +56,10 @@ def causes(stats: AllyStats, record: AllyRecord | None = None) -> list[str]:
     for status in sorted(stats.statuses):
         cause = CAUSES.get(status, "failed")
         if status == 404 and record is not None and record.exists:
-            cause = "the ally exists, so the 404 came from the route itself (wrong URL or method, or a server without the endpoint)"
+            cause = (
+                "the ally exists, so the 404 came from the route itself "
+                "(wrong URL or method, or a server without the endpoint)"
+            )
         found.append(f"{status}: {cause}")
     return found
 
