@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -31,13 +32,21 @@ def format_line(req: Request, response: Response, when: datetime) -> str:
     )
 
 
-def init_app(app: Flask, log_file: Path, echo: bool = True) -> None:
-    """Log every request of `app`, appending to `log_file` (and echoing to stdout)."""
+def local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def init_app(
+    app: Flask, log_file: Path, echo: bool = True, clock: Callable[[], datetime] = local_now
+) -> None:
+    """Log every request of `app`, appending to `log_file` (and echoing to stdout).
+
+    `clock` gives each line's time (a simulated one for the reproducible demo log)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
 
     @app.after_request
     def write_access_line(response: Response) -> Response:
-        line = format_line(request, response, datetime.now().astimezone()) + "\n"
+        line = format_line(request, response, clock()) + "\n"
         # Reopened per line: one append per request is atomic across workers and survives rotation.
         with open(log_file, "a", encoding="ascii") as handle:
             handle.write(line)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import atexit
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 
 from flask import Flask, g
 
@@ -12,7 +14,12 @@ from .config import Settings
 from .crypto import load_keyring
 
 
-def create_app(settings: Settings | None = None, *, echo_log: bool = True) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    echo_log: bool = True,
+    clock: Callable[[], datetime] = accesslog.local_now,
+) -> Flask:
     """Build the Flask app; the database may be down: requests then answer 503 until it is back."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -36,6 +43,6 @@ def create_app(settings: Settings | None = None, *, echo_log: bool = True) -> Fl
         return response
 
     errors.init_app(app)
-    accesslog.init_app(app, settings.log_file, echo=echo_log)
+    accesslog.init_app(app, settings.log_file, echo=echo_log, clock=clock)
     app.register_blueprint(api.bp)
     return app
