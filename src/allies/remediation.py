@@ -74,6 +74,12 @@ def plan(stats: AllyStats, record: AllyRecord | None, api_url: str) -> list[str]
         ]
     if record is not None and not record.exists:
         return [f"no store has id {ally}: confirm the id with the requester (mistyped?) before re-submitting"]
+    if set(stats.methods) == {"GET"}:
+        return [
+            "only status checks (GET) failed, nothing was being written: check again now,",
+            f"  allies credentials status {ally} --api-url {api_url}",
+            "and re-submit with `allies credentials set` only if it answers: credentials not set",
+        ]
     steps = []
     if record is not None and record.credentials_set:
         steps.append(

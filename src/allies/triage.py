@@ -21,6 +21,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain, islice
@@ -30,11 +31,11 @@ from typing import BinaryIO
 
 from .validation import ALLY_ID_PATTERN
 
-CHUNK_BYTES = 16 * 1024 * 1024
+CHUNK_BYTES = 8 * 1024 * 1024
 MALFORMED_SAMPLES = 5
 MAX_CLIENTS_LISTED = 20
 _MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-_TIME = rf"[0-9]{{2}}/{_MONTH}/[0-9]{{4}}:[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}"
+_TIME = rf"(?:0[1-9]|[12][0-9]|3[01])/{_MONTH}/[0-9]{{4}}:(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)"
 # host ident user [time zone] "request" status size [anything: combined format's referer/agent,
 # or the original log's extra field]. `- 0500`: the original log's zone quirk.
 LINE = (
@@ -159,9 +160,9 @@ def analyze_chunk(block: bytes, window: Window, all_endpoints: bool) -> ChunkRes
     parsed = int(ok.sum())
     malformed = frame.filter(~ok).head(MALFORMED_SAMPLES) if parsed < frame.height else frame.clear()
     keep = ok
-    if window:  # the time of every valid line is needed only to filter by it
-        times = frame.filter(ok).select(time=_time_of(line))
-        keep = ok.set(ok, times.select(_inside(window)).to_series())
+    if window:  # the time of every line is needed only to filter by it (null when malformed)
+        inside = frame.select(time=_time_of(line)).select(_inside(window)).to_series()
+        keep = ok & inside.fill_null(False)
     counts = checked.filter(keep).group_by("status").len()
     allies = frame.filter(keep & checked["ally"])
     return ChunkResult(
@@ -201,7 +202,10 @@ def _ally_stats(rows: Iterable[tuple[int, str]], all_endpoints: bool) -> dict[st
     target = _ANY_ALLY_RE if all_endpoints else _CREDENTIALS_RE
     stats: dict[str, AllyStats] = {}
     for index, text in rows:
-        host, when, request, status = _fields(text)
+        try:
+            host, when, request, status = _fields(text)
+        except ValueError:  # a date the pattern accepts but the calendar does not (31/Feb)
+            continue
         match = target.match(request)
         if match:
             ally = stats.get(match["ally"]) or stats.setdefault(match["ally"], AllyStats(match["ally"]))
@@ -249,12 +253,19 @@ def _lines_frame(block: bytes):
                 )
             except pl.exceptions.ComputeError:
                 continue
-            if frame.height == block.count(b"\n"):
+            if _one_row_per_line(frame, block, exact_bytes=encoding == "utf8"):
                 return frame
     # Rare: every control byte occurs in the block, or the reader disagreed on line count.
     lines = block.split(b"\n")[:-1]
     decoded = [raw.decode("utf-8", "replace") for raw in lines]
     return pl.DataFrame({"line": decoded}, schema={"line": pl.String})
+
+
+def _one_row_per_line(frame, block: bytes, exact_bytes: bool) -> bool:
+    """Whether the reader split exactly at the newlines (cheap byte arithmetic when decoding was strict)."""
+    if exact_bytes:
+        return int(frame["line"].str.len_bytes().fill_null(0).sum()) + frame.height == len(block)
+    return frame.height == block.count(b"\n")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -300,15 +311,15 @@ def _run_task(task: RangeTask | bytes, window: Window, all_endpoints: bool) -> C
     return analyze_chunk(block, window, all_endpoints) if block else ChunkResult()
 
 
-def _open_input(path: str) -> tuple[BinaryIO, bool]:
-    """(stream, is_plain_file); gzip is recognised by its magic bytes, not the name."""
+def _open_input(path: str, stack: ExitStack) -> tuple[BinaryIO, bool]:
+    """(stream, is_plain_file), closed with `stack`; gzip is recognised by its magic bytes."""
     try:
-        raw = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 - closed by caller
+        raw = sys.stdin.buffer if path == "-" else stack.enter_context(open(path, "rb"))  # noqa: SIM115
     except OSError as exc:
         raise TriageError(f"cannot read {path}: {exc.strerror}") from None
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
     if buffered.peek(2)[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=buffered), False
+        return stack.enter_context(gzip.GzipFile(fileobj=buffered)), False
     return buffered, path != "-" and Path(path).is_file()
 
 
@@ -331,8 +342,8 @@ def _stream_blocks(stream: BinaryIO, path: str) -> Iterator[bytes]:
 
 
 def _tasks(path: str) -> Iterator[RangeTask | bytes]:
-    stream, plain = _open_input(path)
-    with stream:
+    with ExitStack() as stack:
+        stream, plain = _open_input(path, stack)
         if plain:
             size = os.path.getsize(path)
             for start in range(0, size, CHUNK_BYTES):

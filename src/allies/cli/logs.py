@@ -16,6 +16,7 @@ from .base import InputError, main, print_json, redact, settings
 from .support import api_url_option
 
 EXIT_AFFECTED = 3
+RECOVERED_SHOWN = 3
 console = Console()
 
 
@@ -133,10 +134,9 @@ def _print_allies(report: triage.Report, records, api_url: str) -> None:
         f"[bold]Affected allies: {len(affected)}[/] ({len(pending)} still affected, "
         f"{len(affected) - len(pending)} recovered by a later successful request)"
     )
-    for stats in affected:
-        state = "[green]recovered[/]" if stats.recovered else "[bold red]AFFECTED[/]"
+    for stats in pending:
         known = f" — {_describe_record(records[stats.ally_id], stats)}" if records is not None else ""
-        _say(f"\n{state} {stats.ally_id}{known}")
+        _say(f"\n[bold red]AFFECTED[/] {stats.ally_id}{known}")
         _say(
             f"  {stats.failures} failed of {stats.requests}: "
             + " ".join(f"{k}×{v}" for k, v in sorted(stats.statuses.items()))
@@ -146,12 +146,14 @@ def _print_allies(report: triage.Report, records, api_url: str) -> None:
             + f" · from {', '.join(sorted(stats.clients))}",
             markup=False,
         )
-        if stats.recovered:
-            continue
         record = records[stats.ally_id] if records is not None else None
         _say(f"  likely cause: {'; '.join(remediation.causes(stats, record))}", markup=False)
         for step in remediation.plan(stats, record, api_url):
             _say(f"  {step}", markup=False)
+    recovered = [stats.ally_id for stats in affected if stats.recovered]
+    if recovered:
+        shown = ", ".join(recovered[:RECOVERED_SHOWN]) + (", …" if len(recovered) > RECOVERED_SHOWN else "")
+        _say(f"\n[green]Recovered[/] ({len(recovered)}, nothing to do; --json lists them all): {shown}")
 
 
 def _say(text: str, markup: bool = True) -> None:

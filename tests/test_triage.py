@@ -1,0 +1,278 @@
+"""Case 4: `allies logs triage` on logs with a known ground truth, the project's example.log,
+the original server log, gzip, several files, stdin, time windows, with and without a database."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import subprocess
+from collections import Counter
+from datetime import UTC, datetime, timedelta, timezone
+
+from click.testing import CliRunner
+from conftest import ROOT, YOUNG_WOLF, allies_env, upstream_file
+
+from allies import demo, triage
+from allies.cli import main
+
+A = "11111111-1111-4111-8111-111111111111"
+B = "22222222-2222-4222-8222-222222222222"
+C = "33333333-3333-4333-8333-333333333333"
+START = datetime(2026, 3, 1, 10, 0, 0, tzinfo=timezone(timedelta(hours=-5)))
+
+
+def stamp(minute: int, quirk: bool = False) -> str:
+    zone = "- 0500" if quirk else "-0500"
+    return f"{(START + timedelta(minutes=minute)):%d/%b/%Y:%H:%M:%S} {zone}"
+
+
+def common(minute, method, path, status, size="123", host="10.0.0.1", quirk=False, extra=""):
+    return f'{host} - - [{stamp(minute, quirk)}] "{method} {path} HTTP/1.1" {status} {size}{extra}'
+
+
+GARBAGE = [
+    "",
+    "this is not a log line",
+    '10.0.0.1 - - [01/Mar/2026:10:00:00 -0500] "GET / HTTP/1.1" 2000 12',  # 4-digit status
+    '10.0.0.1 - - [01/Foo/2026:10:00:00 -0500] "GET / HTTP/1.1" 200 12',  # no such month
+    '10.0.0.1 - - [01/Mar/2026:10:00:00 -0500] "GET / HTTP/1.1" 200 12abc',  # size not a number
+    '10.0.0.1 - - [01/Mar/2026:10:00:00 -0500] "GET / HTTP/1.1 200 12',  # unterminated request
+    '10.0.0.1 - - [01/Mar/2026:10:00:00 -0500] "GET /\x00 HTTP/1.1" 200 12\x00',  # NUL after size
+]
+
+
+def known_log() -> tuple[list[str], dict]:
+    """Lines whose exact answers are written down beside them."""
+    lines = [
+        common(0, "GET", "/health", 200),
+        common(1, "POST", f"/allies/{A}/credentials", 500, host="10.0.0.7"),  # A fails...
+        common(2, "POST", f"/allies/{A}/credentials", 200, host="10.0.0.7"),  # ...then recovers
+        common(3, "POST", f"/allies/{B}/credentials", 404, "-", quirk=True, extra=" 4729"),  # original quirk
+        common(4, "GET", f"/allies/{B}/credentials", 503, host="10.0.0.8"),  # B still affected
+        common(5, "POST", "/allies/not-an-id/credentials", 400),  # malformed id, affected
+        common(6, "GET", f"/allies/{C}/credentials", 200, extra=' "http://ref/" "curl/8.0"'),  # combined, ok
+        common(7, "GET", "/404/500/400", 404),  # numbers in the path must not fool anyone
+        common(8, "GET", "/x", 301, size="404"),  # nor a size that looks like a status
+        common(9, "PUT", f"/allies/{C}/other", 500),  # another /allies/ endpoint
+        *GARBAGE,
+        common(10, "GET", '/quote\\"d', 200),  # an escaped quote in the request
+        common(11, "GET", "/crlf", 200) + "\r",
+    ]
+    truth = {
+        "total_lines": len(lines),
+        "malformed": len(GARBAGE),
+        "statuses": {"200": 5, "301": 1, "400": 1, "404": 2, "500": 2, "503": 1},
+        "failed_requests": 6,
+        "credential_requests": 6,
+        "failed_credential_requests": 4,
+        "affected": {A: True, B: False, "not-an-id": False},  # id -> recovered
+    }
+    return lines, truth
+
+
+def write(path, lines: list[str], compress: bool = False) -> str:
+    data = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return str(path)
+
+
+def summary(report: triage.Report) -> dict:
+    data = report.to_dict()
+    return {
+        "total_lines": data["total_lines"],
+        "malformed": data["malformed"],
+        "statuses": data["statuses"],
+        "failed_requests": data["failed_requests"],
+        "credential_requests": data["credential_requests"],
+        "failed_credential_requests": data["failed_credential_requests"],
+        "affected": {a["ally_id"]: a["recovered"] for a in data["affected_allies"]},
+    }
+
+
+def test_known_lines_give_exactly_the_known_answers(tmp_path):
+    lines, truth = known_log()
+    report = triage.analyze([write(tmp_path / "a.log", lines)])
+    assert summary(report) == truth
+    b = report.allies[B]
+    assert (b.failures, dict(b.statuses), dict(b.methods)) == (2, {404: 1, 503: 1}, {"POST": 1, "GET": 1})
+    assert b.clients == {"10.0.0.1", "10.0.0.8"}
+    assert b.first_failure == (START + timedelta(minutes=3)).astimezone(UTC)
+    assert b.last_failure == (START + timedelta(minutes=4)).astimezone(UTC)
+    first_garbage = lines.index(GARBAGE[0]) + 1
+    assert [s["line"] for s in report.malformed_samples] == list(range(first_garbage, first_garbage + 5))
+    assert report.malformed_samples[1]["text"] == "this is not a log line"
+
+
+def test_all_endpoints_counts_every_ally_path(tmp_path):
+    lines, _ = known_log()
+    report = triage.analyze([write(tmp_path / "a.log", lines)], all_endpoints=True)
+    assert report.credential_requests == 7
+    assert report.allies[C].failures == 1 and not report.allies[C].recovered
+
+
+def test_gzip_several_files_and_stdin_agree_with_one_plain_file(tmp_path):
+    lines, truth = known_log()
+    half = len(lines) // 2
+    first = write(tmp_path / "one.log", lines[:half])
+    second = write(tmp_path / "two.log.gz", lines[half:], compress=True)
+    assert summary(triage.analyze([first, second])) == truth
+    whole = ("\n".join(lines) + "\n").encode()
+    for stdin in (whole, gzip.compress(whole)):
+        result = CliRunner().invoke(main, ["logs", "triage", "-", "--json"], input=stdin)
+        assert result.exit_code == 0
+        data = json.loads(result.stdout)
+        assert (
+            data["total_lines"] == truth["total_lines"]
+            and data["failed_requests"] == truth["failed_requests"]
+        )
+
+
+def test_time_window_keeps_only_requests_inside(tmp_path):
+    lines, _ = known_log()
+    path = write(tmp_path / "a.log", lines)
+    since = (START + timedelta(minutes=2)).isoformat()
+    until = (START + timedelta(minutes=4)).isoformat()
+    report = triage.analyze([path], triage.Window(triage.parse_time(since), triage.parse_time(until)))
+    assert report.in_window == 3  # minutes 2, 3 and 4
+    assert dict(report.statuses) == {200: 1, 404: 1, 503: 1}
+    assert report.malformed == len(GARBAGE)  # malformed lines are counted whatever the window
+    assert {a.ally_id: a.recovered for a in report.affected()} == {B: False}
+
+
+def test_many_chunks_in_worker_processes_give_the_same_answer(tmp_path, monkeypatch):
+    rng = random.Random(3)
+    lines, expected = [], Counter()
+    ids = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(40)]
+    for minute in range(20_000):
+        if rng.random() < 0.2:
+            status, ally = rng.choice([200, 200, 400, 503]), rng.choice(ids)
+            lines.append(common(minute, "POST", f"/allies/{ally}/credentials", status))
+        else:
+            status = rng.choice([200, 301, 404, 500])
+            lines.append(common(minute, "GET", "/page", status))
+        expected[str(status)] += 1
+        if rng.random() < 0.01:
+            lines.append("garbage")
+    path = write(tmp_path / "big.log", lines)
+    monkeypatch.setattr(triage, "CHUNK_BYTES", 64 * 1024)  # many ranges, several workers
+    parallel = triage.analyze([path], workers=2)
+    single = triage.analyze([path], workers=1)
+    assert parallel.to_dict() == single.to_dict()
+    assert parallel.to_dict()["statuses"] == dict(sorted(expected.items()))
+    assert parallel.total_lines == len(lines)
+    assert parallel.malformed == lines.count("garbage")
+    gz = write(tmp_path / "big.log.gz", lines, compress=True)
+    assert triage.analyze([gz], workers=2).to_dict()["statuses"] == dict(sorted(expected.items()))
+
+
+def test_unreadable_input_and_bad_times_exit_2(tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(main, ["logs", "triage", str(tmp_path / "nope.log")])
+    assert missing.exit_code == 2 and "cannot read" in missing.stderr and "No such file" in missing.stderr
+    broken = tmp_path / "broken.gz"
+    broken.write_bytes(gzip.compress(random.Random(1).randbytes(100_000))[:50_000])  # cut mid-stream
+    result = runner.invoke(main, ["logs", "triage", str(broken)])
+    assert result.exit_code == 2 and f"cannot read {broken}" in result.stderr
+    bad_time = runner.invoke(main, ["logs", "triage", str(broken), "--since", "yesterday"])
+    assert bad_time.exit_code == 2 and "cannot read the time 'yesterday'" in bad_time.stderr
+
+
+def test_fail_on_affected_exits_3_only_when_an_ally_is_still_affected(tmp_path):
+    lines, _ = known_log()
+    runner = CliRunner()
+    affected = runner.invoke(main, ["logs", "triage", write(tmp_path / "a.log", lines), "--fail-on-affected"])
+    assert affected.exit_code == 3
+    healthy = write(tmp_path / "b.log", [common(0, "POST", f"/allies/{A}/credentials", 200)])
+    assert runner.invoke(main, ["logs", "triage", healthy, "--fail-on-affected"]).exit_code == 0
+
+
+def test_database_adds_names_status_and_flags_unknown_ids(tmp_path, database_url, client):
+    client.post(f"/allies/{YOUNG_WOLF}/credentials", json={"username": "u", "password": "p"})
+    lines = [
+        common(0, "POST", f"/allies/{YOUNG_WOLF}/credentials", 503),
+        common(1, "POST", f"/allies/{A}/credentials", 400),
+    ]
+    result = CliRunner().invoke(
+        main, ["logs", "triage", write(tmp_path / "a.log", lines), "--json", "--db", database_url]
+    )
+    assert result.exit_code == 0, result.stderr
+    allies = {a["ally_id"]: a for a in json.loads(result.stdout)["affected_allies"]}
+    assert allies[YOUNG_WOLF]["name"] == "Young-Wolf" and allies[YOUNG_WOLF]["credentials_set"] is True
+    assert allies[A]["exists"] is False and "no store has id" in allies[A]["remediation"][0]
+    plan = " ".join(allies[YOUNG_WOLF]["remediation"])
+    assert f"allies credentials set {YOUNG_WOLF} --username <USERNAME>" in plan
+    assert "503: database unavailable" in allies[YOUNG_WOLF]["causes"][0]
+
+
+def test_without_a_database_the_report_still_runs(tmp_path):
+    lines, _ = known_log()
+    result = CliRunner().invoke(
+        main, ["logs", "triage", write(tmp_path / "a.log", lines), "--json"], env={"DATABASE_URL": ""}
+    )
+    data = json.loads(result.stdout)
+    assert result.exit_code == 0 and data["database"] is False
+    assert all("name" not in a for a in data["affected_allies"])
+
+
+def test_human_report_names_counts_allies_and_fix(tmp_path):
+    lines, _ = known_log()
+    result = CliRunner().invoke(
+        main, ["logs", "triage", write(tmp_path / "a.log", lines)], env={"DATABASE_URL": ""}
+    )
+    out = result.stdout
+    assert "failed requests (>= 400)" in out and "Affected allies: 3 (2 still affected, 1 recovered" in out
+    assert f"AFFECTED {B}" in out and f"Recovered (1, nothing to do; --json lists them all): {A}" in out
+    assert f"allies credentials set {B} --username <USERNAME>" in out
+    assert "'not-an-id' is not an ally id" in out
+
+
+def test_the_original_server_log():
+    report = triage.analyze([str(upstream_file("example.log"))])
+    assert (report.total_lines, report.parsed, report.malformed) == (5003, 5003, 0)
+    assert dict(report.statuses) == {200: 4504, 301: 227, 404: 177, 500: 95}
+    assert report.failed_requests == 272
+    assert (report.credential_requests, report.failed_credential_requests) == (3, 3)
+    assert sorted(a.ally_id for a in report.affected() if not a.recovered) == [
+        "1249a7dc-46c9-4a82-8f9c-539b12900b5e",
+        "6fcd3954-9ebe-438f-a433-a0f4dc3cd144",
+        "fc929d97-2cca-4d88-824a-a35e09a28ea0",
+    ]
+
+
+def test_the_original_database_knows_the_affected_allies_of_the_original_log(upstream_url, tmp_path):
+    result = CliRunner().invoke(
+        main, ["logs", "triage", str(upstream_file("example.log")), "--json", "--db", upstream_url]
+    )
+    allies = json.loads(result.stdout)["affected_allies"]
+    assert all(a["exists"] and a["credentials_set"] is False for a in allies)
+    assert "the ally exists, so the 404 came from the route itself" in allies[0]["causes"][0]
+
+
+def test_the_project_example_log_is_reproduced_byte_for_byte(server_url, tmp_path):
+    out = tmp_path / "example.log"
+    demo.generate(server_url, out)
+    assert out.read_bytes() == (ROOT / "log" / "example.log").read_bytes()
+
+
+def test_the_project_example_log_answer():
+    data = triage.analyze([str(ROOT / "log" / "example.log")]).to_dict()
+    assert (data["total_lines"], data["malformed"], data["failed_requests"]) == (2400, 0, 202)
+    assert (data["credential_requests"], data["failed_credential_requests"]) == (1468, 89)
+    affected = [a for a in data["affected_allies"] if not a["recovered"]]
+    assert len(affected) == 20 and data["still_affected"] == 20
+    assert Counter(next(iter(a["statuses"])) for a in affected) == {"503": 17, "400": 3}
+    assert sum(a["recovered"] for a in data["affected_allies"]) == 57
+
+
+def test_triage_as_a_subprocess_reads_stdin(tmp_path):
+    lines, truth = known_log()
+    result = subprocess.run(
+        ["allies", "logs", "triage", "-", "--json"],
+        input=("\n".join(lines) + "\n").encode(),
+        capture_output=True,
+        env=allies_env(),
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["failed_credential_requests"] == truth["failed_credential_requests"]
