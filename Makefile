@@ -33,7 +33,7 @@ format: $(BIN)/allies
 	$(BIN)/ruff format .
 
 bench-triage: $(BIN)/allies ## Case 4: the grep|awk pipeline vs allies logs triage on a generated log.
-	$(BIN)/python bench/triage.py --size-mb $(or $(BENCH_MB),256)
+	$(BIN)/python bench/triage.py --size-mb $(or $(BENCH_MB),1024)
 
 clean: ## Remove the virtual environment (the data in $(ALLIES_HOME) stays).
 	rm -rf $(VENV)

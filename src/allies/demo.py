@@ -22,8 +22,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from . import db, seed
-from .app import create_app
+from . import db
 from .config import Settings
 from .crypto import new_key_entry
 
@@ -168,6 +167,8 @@ def _generate(admin_url: str, out: Path, seed_value: int, requests: int) -> int:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         url = make_conninfo(admin_url, dbname=name)
+        from . import seed  # Faker: imported only when traffic is generated
+
         with psycopg.connect(url, autocommit=True) as conn:
             db.ensure_schema(conn)
             seed.seed_stores(conn)
@@ -181,6 +182,8 @@ def _generate(admin_url: str, out: Path, seed_value: int, requests: int) -> int:
 
 
 def _run(url: str, out: Path, seed_value: int, requests: int, store_ids: list[str]) -> int:
+    from .app import create_app  # the whole app: imported only when traffic is generated
+
     clock, rng = Clock(), random.Random(seed_value)
     keys = new_key_entry("demo")
     live = create_app(
