@@ -43,6 +43,8 @@ LINE = (
     rf"\[(?P<time>{_TIME}) ?(?P<sign>[-+]) ?(?P<zone>[0-9]{{4}})\] "
     r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>[1-5][0-9]{2}) (?:[0-9]+|-)(?: .*)?\r?$'
 )
+# The same set of lines, but the check may stop after the size: what follows a space is free text.
+_VALID = LINE.replace(r"(?: .*)?\r?$", r"(?: |\r?$)")
 _CREDENTIALS = r"^(?P<method>[A-Z]+) /allies/(?P<ally>[^/? ]*)/credentials/?(?:\?[^ ]*)? HTTP/[0-9.]+$"
 _ANY_ALLY = r"^(?P<method>[A-Z]+) /allies/(?P<ally>[^/? ]+)(?:[/?][^ ]*)? HTTP/[0-9.]+$"
 _LINE_RE = re.compile(LINE)
@@ -152,7 +154,7 @@ def analyze_chunk(block: bytes, window: Window, all_endpoints: bool) -> ChunkRes
     frame = _lines_frame(block).with_row_index("index")
     line = pl.col("line")
     checked = frame.select(
-        ok=line.str.contains(LINE).fill_null(False),
+        ok=line.str.contains(_VALID).fill_null(False),
         status=line.str.slice(line.str.find('" ', literal=True) + 2, 3),
         ally=line.str.contains("/allies/", literal=True).fill_null(False),
     )
