@@ -7,7 +7,7 @@ DB_PORT ?= 5432
 ALLIES_HOME ?= ./.allies
 export DB_PORT ALLIES_HOME
 
-.PHONY: run test lint format install clean bench-triage
+.PHONY: run test lint format install clean bench bench-triage
 
 $(BIN)/allies: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ lint: $(BIN)/allies ## ruff: lint and formatting.
 format: $(BIN)/allies
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+bench: $(BIN)/allies ## API (full vs bare-bones app, wrk), database (1 M stores), triage: table + docs/benchmarks.md.
+	$(BIN)/python bench/bench.py
 
 bench-triage: $(BIN)/allies ## Case 4: the grep|awk pipeline vs allies logs triage on a generated log.
 	$(BIN)/python bench/triage.py --size-mb $(or $(BENCH_MB),1024)

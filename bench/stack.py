@@ -93,14 +93,24 @@ def _wait(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
     sys.exit(f"bench: {url} did not answer within {timeout} s")
 
 
-def full_app(url: str, port: int, workers: int, home: Path):
+def full_app(url: str, port: int, workers: int, home: Path, threads: int = 4):
     env = {
         "DATABASE_URL": url,
         "ALLIES_ENCRYPTION_KEYS": new_key_entry("bench"),
         "ALLIES_LOG_FILE": str(home / "server.log"),
         "ALLIES_HOME": str(home / "allies"),
     }
-    return served([str(BIN / "allies"), "serve", "--port", str(port), "--workers", str(workers)], port, env)
+    command = [
+        str(BIN / "allies"),
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+    ]
+    return served(command, port, env)
 
 
 def bare_app(url: str, port: int, workers: int, threads: int):

@@ -12,7 +12,7 @@ import pytest
 from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, ROOT, YOUNG_WOLF
 from psycopg.types.json import Jsonb
 
-from allies import credentials, reports, stores
+from allies import audit, credentials, reports, stores
 from allies.embedded import bin_dir
 
 UPDATE_SQL = ROOT / "sql" / "02_update_store_owner_and_tags.sql"
@@ -253,7 +253,8 @@ def test_a_credentials_write_racing_the_update_is_never_lost(app, database_url, 
 def test_an_update_racing_a_credentials_write_keeps_the_credentials(database_url, conn, keyring):
     # Order 2: the credentials write holds the row; psql -f waits, then updates the new version.
     writer = psycopg.connect(database_url)
-    credentials.set_credentials(writer, keyring, YOUNG_WOLF, "u2", "p2")  # transaction left open
+    attempt = audit.Attempt(actor="test", ally_id=YOUNG_WOLF, client_addr=None, request_id="race")
+    credentials.set_credentials(writer, keyring, YOUNG_WOLF, "u2", "p2", attempt)  # transaction left open
     update = subprocess.Popen(
         [str(bin_dir() / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-f", str(UPDATE_SQL), database_url],
         stdout=subprocess.PIPE,

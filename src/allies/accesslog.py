@@ -5,6 +5,7 @@ Query strings and bodies are never written: either may carry a secret.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -41,16 +42,19 @@ def init_app(
 ) -> None:
     """Log every request of `app`, appending to `log_file` (and echoing to stdout).
 
-    `clock` gives each line's time (a simulated one for the reproducible demo log)."""
+    `clock` gives each line's time (a simulated one for the reproducible demo log). The file is
+    opened once per process in append mode: each line is one write(2), whole even with several
+    workers writing; rotate it with copytruncate (or restart the service)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    descriptor: list[int] = []  # opened on the first request, in the worker process that serves it
 
     @app.after_request
     def write_access_line(response: Response) -> Response:
-        line = format_line(request, response, clock()) + "\n"
-        # Reopened per line: one append per request is atomic across workers and survives rotation.
-        with open(log_file, "a", encoding="ascii") as handle:
-            handle.write(line)
+        line = (format_line(request, response, clock()) + "\n").encode("ascii")
+        if not descriptor:
+            descriptor.append(os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
+        os.write(descriptor[0], line)
         if echo:
-            sys.stdout.write(line)
+            sys.stdout.buffer.write(line)
             sys.stdout.flush()
         return response

@@ -28,11 +28,9 @@ def add_credentials(ally_id: str):
     try:
         canonical_id = parse_ally_id(ally_id)
         username, password = parse_body(_json_body())
-        with _pool().connection() as conn, conn.transaction():
-            name = credentials.set_credentials(
-                conn, current_app.extensions["allies.keyring"], canonical_id, username, password
-            )
-            audit.record(conn, attempt, "success", 200)
+        with _pool().connection() as conn:
+            keyring = current_app.extensions["allies.keyring"]
+            name = credentials.set_credentials(conn, keyring, canonical_id, username, password, attempt)
     except Rejected as exc:
         _record_failure(attempt, "rejected", 400, exc.detail)
         response = jsonify({"message": BAD_REQUEST, "detail": exc.detail})
@@ -88,7 +86,7 @@ def _json_body() -> object:
 def _record_failure(attempt: audit.Attempt, outcome: str, status: int, detail: str) -> None:
     """Best effort: a failed attempt is audited in its own transaction."""
     try:
-        with _pool().connection() as conn, conn.transaction():
+        with _pool().connection() as conn:
             audit.record(conn, attempt, outcome, status, detail)
     except psycopg.Error:
         current_app.logger.warning("could not audit failed request %s", attempt.request_id)

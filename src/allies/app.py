@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import atexit
-import uuid
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 
@@ -33,7 +33,7 @@ def create_app(
 
     @app.before_request
     def assign_request_id() -> None:
-        g.request_id = uuid.uuid4().hex
+        g.request_id = secrets.token_hex(16)
 
     @app.after_request
     def security_headers(response):

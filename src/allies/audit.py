@@ -7,6 +7,10 @@ from dataclasses import dataclass
 import psycopg
 
 MAX_FIELD_CHARS = 200  # attacker-controlled text (a bad id) is clipped before it is stored
+# Constants composed into SQL (never user input): the columns and their named parameters.
+COLUMNS = "actor, ally_id, action, outcome, http_status, client_addr, request_id, detail"
+PARAMETERS = ", ".join(f"%({name.strip()})s" for name in COLUMNS.split(","))
+INSERT = f"INSERT INTO credential_audit ({COLUMNS}) VALUES ({PARAMETERS})"  # noqa: S608 - constants
 
 
 @dataclass(frozen=True)
@@ -19,25 +23,22 @@ class Attempt:
     request_id: str
     action: str = "credentials.set"
 
+    def row(self, outcome: str, http_status: int, detail: str = "") -> dict:
+        """The audit row's values, as the named parameters of INSERT."""
+        return {
+            "actor": self.actor[:MAX_FIELD_CHARS],
+            "ally_id": self.ally_id[:MAX_FIELD_CHARS],
+            "action": self.action,
+            "outcome": outcome,
+            "http_status": http_status,
+            "client_addr": self.client_addr,
+            "request_id": self.request_id,
+            "detail": detail[:MAX_FIELD_CHARS],
+        }
+
 
 def record(
     conn: psycopg.Connection, attempt: Attempt, outcome: str, http_status: int, detail: str = ""
 ) -> None:
-    """Insert the audit row of one attempt (in the caller's transaction)."""
-    conn.execute(
-        """
-        INSERT INTO credential_audit
-               (actor, ally_id, action, outcome, http_status, client_addr, request_id, detail)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-        """,
-        (
-            attempt.actor[:MAX_FIELD_CHARS],
-            attempt.ally_id[:MAX_FIELD_CHARS],
-            attempt.action,
-            outcome,
-            http_status,
-            attempt.client_addr,
-            attempt.request_id,
-            detail[:MAX_FIELD_CHARS],
-        ),
-    )
+    """Insert the audit row of one attempt."""
+    conn.execute(INSERT, attempt.row(outcome, http_status, detail))

@@ -13,36 +13,48 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
+from . import audit
 from .crypto import KeyRing
 from .validation import AllyNotFound, Rejected
 
 
 @dataclass(frozen=True)
 class Status:
-    """Whether an ally exists and has credentials (and since when)."""
+    """Whether an ally exists and has credentials."""
 
     exists: bool
     is_set: bool = False
-    set_at: str | None = None
-    key_id: str | None = None
+
+
+# The write and its audit row in one statement: atomic, and a single round trip.
+SET_AND_AUDIT = f"""
+WITH updated AS (
+    UPDATE stores
+       SET data = jsonb_set(COALESCE(data::jsonb, '{{}}'), '{{credentials}}', %(envelope)s)
+     WHERE id = %(id)s
+    RETURNING data ->> 'name' AS name
+), audited AS (
+    INSERT INTO credential_audit ({audit.COLUMNS})
+    SELECT {audit.PARAMETERS} FROM updated
+)
+SELECT name FROM updated
+"""  # noqa: S608 - composed of constants only
 
 
 def set_credentials(
-    conn: psycopg.Connection, keyring: KeyRing, ally_id: str, username: str, password: str
+    conn: psycopg.Connection,
+    keyring: KeyRing,
+    ally_id: str,
+    username: str,
+    password: str,
+    attempt: audit.Attempt,
 ) -> str:
-    """Encrypt and store the credentials of `ally_id`; returns the store's name."""
+    """Encrypt and store the credentials of `ally_id` with its audit row; returns the store's name."""
     plaintext = json.dumps({"username": username, "password": password}).encode()
     envelope = keyring.encrypt(ally_id, plaintext)
     envelope["set_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    row = conn.execute(
-        """
-        UPDATE stores
-           SET data = jsonb_set(COALESCE(data::jsonb, '{}'), '{credentials}', %s)
-         WHERE id = %s
-        RETURNING data->>'name'
-        """,
-        (Jsonb(envelope), ally_id),
-    ).fetchone()
+    params = {"envelope": Jsonb(envelope), "id": ally_id, **attempt.row("success", 200)}
+    row = conn.execute(SET_AND_AUDIT, params).fetchone()
     if row is None:
         raise AllyNotFound(f"unknown ally: no store has id {ally_id}")
     return row[0]
@@ -55,14 +67,12 @@ def _stored_credentials(conn: psycopg.Connection, ally_id: str) -> tuple | None:
 
 def credentials_status(conn: psycopg.Connection, ally_id: str) -> Status:
     """Whether the store exists and holds credentials (any non-null `credentials` value)."""
-    row = _stored_credentials(conn, ally_id)
-    if row is None:
-        return Status(exists=False)
-    stored = row[0]
-    if stored is None:
-        return Status(exists=True)
-    envelope = stored if isinstance(stored, dict) else {}
-    return Status(exists=True, is_set=True, set_at=envelope.get("set_at"), key_id=envelope.get("kid"))
+    row = conn.execute(
+        "SELECT COALESCE(jsonb_typeof(data::jsonb -> 'credentials') <> 'null', false)"
+        "  FROM stores WHERE id = %s",
+        (ally_id,),
+    ).fetchone()
+    return Status(exists=False) if row is None else Status(exists=True, is_set=row[0])
 
 
 def read_credentials(conn: psycopg.Connection, keyring: KeyRing, ally_id: str) -> tuple[str, str]:

@@ -36,15 +36,16 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
 
 
 def create_pool(url: str, *, max_size: int = 4, timeout: float = 3.0) -> ConnectionPool:
-    """The process's pool; connections are checked on checkout so a restarted server heals."""
+    """The process's pool. Connections are in autocommit: each request runs one statement, one round
+    trip (multi-statement work opens `conn.transaction()`). A connection broken by a database restart
+    fails its request with 503 once and is replaced; no per-checkout probe is paid on every request."""
     return ConnectionPool(
         url,
         min_size=1,
         max_size=max_size,
         timeout=timeout,
         open=True,
-        check=ConnectionPool.check_connection,
-        kwargs={"connect_timeout": max(1, int(timeout))},
+        kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
         reconnect_timeout=0,
         name="allies",
     )

@@ -29,13 +29,13 @@ class _Gunicorn(BaseApplication):
         return create_app()  # one app (and one connection pool) per worker process
 
 
-def run_gunicorn(host: str, port: int, workers: int) -> None:
+def run_gunicorn(host: str, port: int, workers: int, threads: int = THREADS_PER_WORKER) -> None:
     _Gunicorn(
         {
             "bind": f"{host}:{port}",
             "workers": workers,
             "worker_class": "gthread",
-            "threads": THREADS_PER_WORKER,
+            "threads": threads,
             "keepalive": 5,
             "timeout": 30,
             "graceful_timeout": 10,
