@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 import re
 import secrets
@@ -66,7 +67,7 @@ class KeyRing:
     def encrypt(self, ally_id: str, plaintext: bytes) -> dict:
         """Seal `plaintext` for `ally_id` under the active key; returns the stored envelope."""
         nonce = os.urandom(NONCE_BYTES)
-        ciphertext = AESGCM(self.keys[self.active]).encrypt(nonce, plaintext, _aad(ally_id))
+        ciphertext = _cipher(self.keys[self.active]).encrypt(nonce, plaintext, _aad(ally_id))
         return {
             "version": ENVELOPE_VERSION,
             "alg": ALGORITHM,
@@ -83,11 +84,17 @@ class KeyRing:
         try:
             nonce = base64.b64decode(envelope["nonce"], validate=True)
             ciphertext = base64.b64decode(envelope["ciphertext"], validate=True)
-            return AESGCM(key).decrypt(nonce, ciphertext, _aad(ally_id))
+            return _cipher(key).decrypt(nonce, ciphertext, _aad(ally_id))
         except (InvalidTag, KeyError, TypeError, ValueError, binascii.Error):
             raise DecryptionError(
                 f"credentials of ally {ally_id} cannot be decrypted (wrong ally or tampered)"
             ) from None
+
+
+@functools.lru_cache(maxsize=16)
+def _cipher(key: bytes) -> AESGCM:
+    """One AESGCM object per key: its key schedule is computed once, not per request."""
+    return AESGCM(key)
 
 
 def _aad(ally_id: str) -> bytes:
