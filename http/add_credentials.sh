@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Case 3 — add the partner credentials of store 1f585fc9-4926-468c-a728-eb34d80e9ea1 (Barnes Inc)
 # through the API: check, add, verify. The base URL comes from ALLIES_URL
-# (default http://127.0.0.1:4000). Exits non-zero, saying why, if a step does not answer as
-# documented.
+# (default http://127.0.0.1:4000); when the API requires a token, it comes from ALLIES_TOKEN.
+# Exits non-zero, saying why, if a step does not answer as documented.
 #
 # The body is sent from a quoted here-document, so the braces and colon of the password arrive
 # intact (no shell expansion, no escaping to get wrong).
@@ -11,6 +11,10 @@ set -euo pipefail
 ALLIES_URL="${ALLIES_URL:-http://127.0.0.1:4000}"
 ALLY_ID="1f585fc9-4926-468c-a728-eb34d80e9ea1"
 ENDPOINT="$ALLIES_URL/allies/$ALLY_ID/credentials"
+AUTH=()
+if [ -n "${ALLIES_TOKEN:-}" ]; then
+    AUTH=(-H "Authorization: Bearer $ALLIES_TOKEN")
+fi
 
 # request METHOD EXPECTED_STATUS... : prints the body, fails unless the status is one expected.
 request() {
@@ -18,10 +22,10 @@ request() {
     shift
     local reply status body
     if [ "$method" = POST ]; then
-        reply=$(curl -sS -w '\n%{http_code}' -X POST "$ENDPOINT" \
+        reply=$(curl -sS -w '\n%{http_code}' "${AUTH[@]}" -X POST "$ENDPOINT" \
             -H 'Content-Type: application/json' --data-binary @-)
     else
-        reply=$(curl -sS -w '\n%{http_code}' "$ENDPOINT")
+        reply=$(curl -sS -w '\n%{http_code}' "${AUTH[@]}" "$ENDPOINT")
     fi
     status=${reply##*$'\n'}
     body=${reply%$'\n'*}

@@ -164,30 +164,48 @@ def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | N
 
 
 @pytest.fixture
-def served_app(tmp_path, settings):
-    """The real server (`allies serve`, gunicorn) on a free port, over this test's database."""
-    port = free_port()
-    env = allies_env(
-        DATABASE_URL=settings.database_url,
-        ALLIES_HOME=str(settings.home),
-        ALLIES_ENCRYPTION_KEYS=TEST_KEYS,
-        ALLIES_LOG_FILE=str(settings.log_file),
-    )
-    process = subprocess.Popen(
-        ["allies", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/health", process=process)
-        yield base
-    finally:
+def serve(tmp_path, settings):
+    """Factory: the real server (`allies serve`, gunicorn) on a free port over this test's database."""
+    processes = []
+
+    def start(**extra_env: str) -> str:
+        port = free_port()
+        env = allies_env(
+            DATABASE_URL=settings.database_url,
+            ALLIES_HOME=str(settings.home),
+            ALLIES_ENCRYPTION_KEYS=TEST_KEYS,
+            ALLIES_LOG_FILE=str(settings.log_file),
+            **extra_env,
+        )
+        process = subprocess.Popen(
+            ["allies", "serve", "--port", str(port), "--workers", "1"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        processes.append(process)
+        wait_for_http(f"http://127.0.0.1:{port}/health", process=process)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for process in processes:
         process.terminate()
         process.wait(timeout=20)
-        process.stderr.close()
+
+
+@pytest.fixture
+def served_app(serve):
+    return serve()
+
+
+TOKENS = {"ana": "ana-token-0123456789abcdef", "luis": "luis-token-0123456789abcdef"}
+TOKENS_ENV = ",".join(f"{name}:{token}" for name, token in TOKENS.items())
+
+
+@pytest.fixture
+def served_app_with_tokens(serve):
+    return serve(ALLIES_API_TOKENS=TOKENS_ENV)
 
 
 def upstream_file(name: str) -> Path:

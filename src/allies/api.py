@@ -8,12 +8,42 @@ import psycopg
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import audit, credentials
+from . import audit, auth, credentials
 from .validation import Rejected, parse_ally_id, parse_body
 
 bp = Blueprint("allies", __name__)
 
 BAD_REQUEST = "The ally was not found or the request is not correct"
+
+
+@bp.before_request
+def authenticate():
+    """With tokens configured, every /allies/... request names its caller, or is refused (401)."""
+    tokens = current_app.extensions["allies.tokens"]
+    if not request.path.startswith("/allies/"):
+        return None
+    if not tokens:
+        g.actor = auth.LOCAL_ACTOR
+        return None
+    g.actor = auth.identify(tokens, request.headers.get("Authorization"))
+    if g.actor is not None:
+        return None
+    if request.method == "POST":
+        _record_failure(
+            _attempt(request.view_args.get("ally_id", "")), "unauthorized", 401, "missing or wrong token"
+        )
+    response = jsonify({"message": "Authentication required", "detail": "send Authorization: Bearer <token>"})
+    response.headers["WWW-Authenticate"] = 'Bearer realm="allies"'
+    return response, 401
+
+
+def _attempt(ally_id: str) -> audit.Attempt:
+    return audit.Attempt(
+        actor=g.get("actor") or auth.ANONYMOUS_ACTOR,
+        ally_id=ally_id,
+        client_addr=request.remote_addr,
+        request_id=g.request_id,
+    )
 
 
 def _pool():
@@ -22,9 +52,7 @@ def _pool():
 
 @bp.post("/allies/<ally_id>/credentials")
 def add_credentials(ally_id: str):
-    attempt = audit.Attempt(
-        actor="local", ally_id=ally_id, client_addr=request.remote_addr, request_id=g.request_id
-    )
+    attempt = _attempt(ally_id)
     try:
         canonical_id = parse_ally_id(ally_id)
         username, password = parse_body(_json_body())

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from flask import Flask, g
 
-from . import accesslog, api, db, errors
+from . import accesslog, api, auth, db, errors
 from .config import Settings
 from .crypto import load_keyring
 
@@ -30,6 +30,7 @@ def create_app(
     atexit.register(pool.close)
     app.extensions["allies.pool"] = pool
     app.extensions["allies.keyring"] = load_keyring(settings)
+    app.extensions["allies.tokens"] = auth.load_tokens(settings.api_tokens, settings.api_tokens_file)
 
     @app.before_request
     def assign_request_id() -> None:

@@ -20,8 +20,9 @@ class Reply:
 
 
 class Client:
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self.token = token
         self.timeout = timeout
 
     def credentials_status(self, ally_id: str) -> Reply:
@@ -39,6 +40,8 @@ class Client:
         request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - scheme checked
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 return Reply(response.status, _json(response.read()))

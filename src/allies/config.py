@@ -37,20 +37,26 @@ class Settings:
     db_port: int = DEFAULT_DB_PORT
     encryption_keys: str | None = None
     encryption_keys_file: Path | None = None
+    api_tokens: str | None = None
+    api_tokens_file: Path | None = None
     log_file: Path = field(default_factory=lambda: Path("log/server.log"))
     max_body_bytes: int = 16 * 1024
     db_timeout_seconds: float = 3.0
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Read ALLIES_HOME, DATABASE_URL, DB_PORT, ALLIES_ENCRYPTION_KEYS[_FILE], ALLIES_LOG_FILE."""
+        """Read ALLIES_HOME, DATABASE_URL, DB_PORT, ALLIES_ENCRYPTION_KEYS[_FILE], ALLIES_API_TOKENS[_FILE],
+        ALLIES_LOG_FILE."""
         keys_file = os.environ.get("ALLIES_ENCRYPTION_KEYS_FILE", "").strip()
+        tokens_file = os.environ.get("ALLIES_API_TOKENS_FILE", "").strip()
         return cls(
             home=Path(os.environ.get("ALLIES_HOME", "").strip() or ".allies").absolute(),
             database_url=os.environ.get("DATABASE_URL", "").strip() or None,
             db_port=_int_env("DB_PORT", DEFAULT_DB_PORT),
             encryption_keys=os.environ.get("ALLIES_ENCRYPTION_KEYS", "").strip() or None,
             encryption_keys_file=Path(keys_file) if keys_file else None,
+            api_tokens=os.environ.get("ALLIES_API_TOKENS", "").strip() or None,
+            api_tokens_file=Path(tokens_file) if tokens_file else None,
             log_file=Path(os.environ.get("ALLIES_LOG_FILE", "").strip() or "log/server.log"),
         )
 

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .. import db, seed
+from .. import auth, db, seed
 from ..config import DEFAULT_API_PORT
 from ..crypto import load_keyring
 from ..embedded import EmbeddedError, bin_dir
@@ -28,7 +28,14 @@ from .base import CommandFailed, InputError, main, open_db, redact, settings
     help="Threads per worker [default: 4, measured best here].",
 )
 @click.option("--dev", is_flag=True, help="Flask's reloading development server instead.")
-def serve(host: str, port: int, workers: int | None, threads: int | None, dev: bool) -> None:
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Allow a non-loopback address without ALLIES_API_TOKENS (unsafe).",
+)
+def serve(
+    host: str, port: int, workers: int | None, threads: int | None, dev: bool, insecure_no_auth: bool
+) -> None:
     """Serve the API (gunicorn), starting the embedded database if needed.
 
     \b
@@ -38,13 +45,20 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, dev: b
     from .. import server
 
     config = settings()
+    tokens = auth.load_tokens(config.api_tokens, config.api_tokens_file)  # fail early when malformed
+    if not tokens and not auth.is_loopback(host) and not insecure_no_auth:
+        raise InputError(
+            f"refusing to serve on {host} without authentication: set ALLIES_API_TOKENS "
+            "(or ALLIES_API_TOKENS_FILE), or pass --insecure-no-auth"
+        )
     url = db.database_url(config)
     with open_db() as conn:
         click.echo(f"allies: database ready, {seed.count_stores(conn)} stores", err=True)
     load_keyring(config)  # fail before forking when the keys are misconfigured
     # Workers read this, so they use the same database without starting anything.
     os.environ["DATABASE_URL"] = url
-    click.echo(f"allies: serving on http://{host}:{port}", err=True)
+    access = f"tokens of {', '.join(sorted(tokens))}" if tokens else "no authentication"
+    click.echo(f"allies: serving on http://{host}:{port} ({access})", err=True)
     if dev:
         server.run_dev(host, port)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
 
 import click
@@ -229,11 +230,14 @@ def _report(store_id: str, outcome: stores.Outcome, as_json: bool, note: str | N
 
 @main.group("credentials")
 def credentials_group() -> None:
-    """An ally's partner credentials, through the API (validation, encryption and audit there)."""
+    """An ally's partner credentials, through the API (validation, encryption and audit there).
+
+    When the API requires a token, it is read from the ALLIES_TOKEN environment variable (never an
+    option: options show in the process list and the shell history)."""
 
 
 def _client(api_url: str) -> Client:
-    return Client(api_url)
+    return Client(api_url, token=os.environ.get("ALLIES_TOKEN") or None)
 
 
 @credentials_group.command("status")

@@ -1,0 +1,81 @@
+"""Who is calling: bearer tokens of the support engineers, checked in constant time.
+
+ALLIES_API_TOKENS (or the file named by ALLIES_API_TOKENS_FILE) maps people to tokens:
+`NAME:TOKEN` entries separated by commas or new lines. With no tokens configured the API is open
+to whoever reaches it, which `allies serve` only allows on a loopback address.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import re
+import secrets
+from pathlib import Path
+
+from .config import ConfigError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+MIN_TOKEN_CHARS = 16
+LOCAL_ACTOR = "local"
+ANONYMOUS_ACTOR = "anonymous"
+
+
+def parse_tokens(text: str, source: str) -> dict[str, str]:
+    """{name: token} from `NAME:TOKEN` entries; `source` names the variable or file in errors."""
+    tokens: dict[str, str] = {}
+    lines = [line.partition("#")[0] for line in text.splitlines()]
+    for entry in filter(None, (e.strip() for e in ",".join(lines).split(","))):
+        name, sep, token = entry.partition(":")
+        if not sep or not NAME_PATTERN.match(name):
+            raise ConfigError(f"{source}: each entry must look like NAME:TOKEN")
+        if len(token) < MIN_TOKEN_CHARS or any(c.isspace() for c in token):
+            raise ConfigError(
+                f"{source}: the token of {name!r} must be {MIN_TOKEN_CHARS}+ characters, no spaces"
+            )
+        if name in tokens:
+            raise ConfigError(f"{source}: {name!r} appears twice")
+        tokens[name] = token
+    if not tokens:
+        raise ConfigError(f"{source}: no tokens found")
+    return tokens
+
+
+def load_tokens(inline: str | None, file: Path | None) -> dict[str, str]:
+    """The configured tokens, or {} when none are configured."""
+    if inline:
+        return parse_tokens(inline, "ALLIES_API_TOKENS")
+    if file is None:
+        return {}
+    try:
+        return parse_tokens(file.read_text(), str(file))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the token file {file}: {exc.strerror}") from None
+
+
+def identify(tokens: dict[str, str], authorization: str | None) -> str | None:
+    """The name whose token the `Authorization: Bearer` header carries, else None.
+
+    Every configured token is compared, each in constant time, so the time taken says nothing
+    about which token (or how much of one) matched."""
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        return None
+    found = None
+    for name, token in tokens.items():
+        if hmac.compare_digest(presented.strip().encode(), token.encode()):
+            found = name
+    return found
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
