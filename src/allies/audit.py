@@ -23,7 +23,7 @@ class Attempt:
     request_id: str
     action: str = "credentials.set"
 
-    def row(self, outcome: str, http_status: int, detail: str = "") -> dict:
+    def row(self, outcome: str, http_status: int | None, detail: str = "") -> dict:
         """The audit row's values, as the named parameters of INSERT."""
         return {
             "actor": self.actor[:MAX_FIELD_CHARS],
@@ -42,3 +42,24 @@ def record(
 ) -> None:
     """Insert the audit row of one attempt."""
     conn.execute(INSERT, attempt.row(outcome, http_status, detail))
+
+
+def attempts(
+    conn: psycopg.Connection, ally_id: str | None = None, failed: bool = False, since=None, limit: int = 50
+) -> list[dict]:
+    """The latest audit rows (oldest first), optionally of one ally, only failures, or since a time."""
+    rows = conn.execute(
+        """
+        SELECT * FROM (
+            SELECT id, at, actor, ally_id, action, outcome, http_status, client_addr, request_id, detail
+              FROM credential_audit
+             WHERE (%(ally)s::text IS NULL OR ally_id = %(ally)s)
+               AND (NOT %(failed)s OR outcome <> 'success')
+               AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+             ORDER BY id DESC LIMIT %(limit)s) AS latest
+         ORDER BY id
+        """,
+        {"ally": ally_id, "failed": failed, "since": since, "limit": limit},
+    )
+    names = [column.name for column in rows.description]
+    return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]

@@ -1,0 +1,113 @@
+"""Key management: which key protects how many credentials, and rotation to the active key.
+
+Rotation re-encrypts, in batches, every stored envelope whose key id is not the active one. Each
+batch is one transaction that locks its rows (FOR UPDATE SKIP LOCKED): a credentials write that
+arrives meanwhile waits and then lands on top, already under the active key, so it is never
+reverted; a batch that is interrupted is rolled back whole, and the next run resumes. Plaintext
+exists only inside this process, for the time of one re-encryption.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from . import audit
+from .crypto import DecryptionError, KeyRing
+
+ROTATION_ACTOR = "rotation"
+STALE = """
+    jsonb_typeof(data::jsonb -> 'credentials') = 'object'
+    AND data::jsonb -> 'credentials' ->> 'kid' IS DISTINCT FROM %(active)s
+"""
+
+
+def usage(conn: psycopg.Connection) -> dict[str, int]:
+    """{key id: number of stored credentials it protects} ('?' for envelopes without a key id)."""
+    rows = conn.execute(
+        """
+        SELECT COALESCE(data::jsonb -> 'credentials' ->> 'kid', '?'), count(*)
+          FROM stores
+         WHERE jsonb_typeof(data::jsonb -> 'credentials') = 'object'
+         GROUP BY 1 ORDER BY 1
+        """
+    ).fetchall()
+    return dict(rows)
+
+
+@dataclass
+class Rotation:
+    rotated: int = 0
+    failed: list[str] = field(default_factory=list)  # ids whose envelope could not be decrypted
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rotated / self.seconds if self.seconds else 0.0
+
+
+def pending(conn: psycopg.Connection, keyring: KeyRing) -> int:
+    query = f"SELECT count(*) FROM stores WHERE {STALE}"  # noqa: S608 - STALE is a constant
+    return conn.execute(query, {"active": keyring.active}).fetchone()[0]
+
+
+def rotate(
+    conn: psycopg.Connection,
+    keyring: KeyRing,
+    batch: int = 500,
+    max_rows: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Rotation:
+    """Re-encrypt stale envelopes under the active key, `batch` rows per transaction."""
+    result, started = Rotation(), time.perf_counter()
+    skip: list[str] = []  # rows that failed to decrypt: not retried in this run
+    while max_rows is None or result.rotated < max_rows:
+        size = batch if max_rows is None else min(batch, max_rows - result.rotated)
+        with conn.transaction():
+            rows = conn.execute(
+                f"""
+                SELECT id, data::jsonb -> 'credentials' FROM stores
+                 WHERE {STALE} AND NOT (id = ANY(%(skip)s))
+                 ORDER BY id LIMIT %(size)s FOR UPDATE SKIP LOCKED
+                """,  # noqa: S608 - STALE is a constant
+                {"active": keyring.active, "skip": skip, "size": size},
+            ).fetchall()
+            if not rows:
+                break
+            done = _reencrypt(conn, keyring, rows, skip)
+        result.rotated += done
+        if progress:
+            progress(len(rows))
+    result.failed, result.seconds = skip, time.perf_counter() - started
+    return result
+
+
+def _reencrypt(conn: psycopg.Connection, keyring: KeyRing, rows: list[tuple], skip: list[str]) -> int:
+    updates, audits = [], []
+    for ally_id, envelope in rows:
+        try:
+            plaintext = keyring.decrypt(ally_id, envelope)
+        except DecryptionError:
+            skip.append(ally_id)
+            continue
+        fresh = keyring.encrypt(ally_id, plaintext)
+        fresh["set_at"] = envelope.get("set_at")  # the credentials did not change, their key did
+        updates.append({"id": ally_id, "envelope": Jsonb(fresh)})
+        attempt = audit.Attempt(
+            ROTATION_ACTOR, ally_id, None, f"rotate-to-{keyring.active}", "credentials.rotate"
+        )
+        audits.append(
+            attempt.row("success", 0, f"re-encrypted from {envelope.get('kid')} to {keyring.active}")
+        )
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "UPDATE stores SET data = jsonb_set(data::jsonb, '{credentials}', %(envelope)s) "
+            "WHERE id = %(id)s",
+            updates,
+        )
+        cursor.executemany(audit.INSERT, audits)
+    return len(updates)

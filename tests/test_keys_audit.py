@@ -1,0 +1,160 @@
+"""`allies audit`, and key management: generate, status, rotate (resumable, safe under writes)."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+
+import pytest
+from click.testing import CliRunner
+from conftest import BARNES, TEST_KEYS, YOUNG_WOLF, make_app
+
+from allies import credentials, keys
+from allies.cli import main
+from allies.crypto import KeyRing, new_key_entry
+
+NEW_KEY = new_key_entry("new-key")
+ROTATED = f"{NEW_KEY},{TEST_KEYS}"  # new key first (active), the old one still decrypts
+
+
+@pytest.fixture
+def run(database_url, tmp_path):
+    def invoke(*args: str, keys_env: str = TEST_KEYS, **env: str):
+        environment = {
+            "DATABASE_URL": database_url,
+            "ALLIES_HOME": str(tmp_path / "home"),
+            "ALLIES_ENCRYPTION_KEYS": keys_env,
+            **env,
+        }
+        return CliRunner().invoke(main, list(args), env=environment)
+
+    return invoke
+
+
+def set_many(client, ids: list[str]) -> dict[str, tuple[str, str]]:
+    written = {}
+    for n, ally in enumerate(ids):
+        written[ally] = (f"user{n}", f"pw{n}:{{}}")
+        assert (
+            client.post(
+                f"/allies/{ally}/credentials",
+                json=dict(zip(("username", "password"), written[ally], strict=True)),
+            ).status_code
+            == 200
+        )
+    return written
+
+
+def all_ids(conn) -> list[str]:
+    return [row[0] for row in conn.execute("SELECT id FROM stores ORDER BY id")]
+
+
+def test_audit_lists_attempts_filters_and_json(run, client):
+    client.post(f"/allies/{BARNES}/credentials", json={"username": "u", "password": "p"})
+    client.post(f"/allies/{YOUNG_WOLF}/credentials", json={"username": "u"})
+    everything = json.loads(run("audit", "--json").stdout)
+    assert [(r["ally_id"], r["outcome"], r["http_status"]) for r in everything] == [
+        (BARNES, "success", 200),
+        (YOUNG_WOLF, "rejected", 400),
+    ]
+    failed = json.loads(run("audit", "--failed", "--json").stdout)
+    assert [r["detail"] for r in failed] == ["missing field: password"]
+    assert json.loads(run("audit", "--ally", BARNES, "--json").stdout)[0]["actor"] == "local"
+    assert json.loads(run("audit", "--since", "2999-01-01", "--json").stdout) == []
+    human = run("audit").stdout
+    assert "missing field: password" in human and BARNES in human
+    assert run("audit", "--since", "yesterday").exit_code == 2
+    assert run("audit", "--ally", "nope").exit_code == 2
+
+
+def test_generate_prints_a_usable_key(run):
+    result = run("keys", "generate", "--id", "k2")
+    assert result.exit_code == 0
+    ring = KeyRing.parse(result.stdout, "stdout")
+    assert ring.active == "k2" and len(ring.keys["k2"]) == 32
+    assert "put this entry first" in result.stderr
+
+
+def test_rotation_moves_every_credential_to_the_active_key(run, settings, conn):
+    app = make_app(settings)
+    ids = all_ids(conn)[:40]
+    written = set_many(app.test_client(), ids)
+    app.extensions["allies.pool"].close()
+    status = json.loads(run("keys", "status", "--json", keys_env=ROTATED).stdout)
+    assert status == [
+        {"key_id": "new-key", "active": True, "configured": True, "credentials": 0},
+        {"key_id": "test-key-1", "active": False, "configured": True, "credentials": 40},
+    ]
+    first = run(
+        "keys", "rotate", "--batch", "7", "--max-rows", "15", "--json", keys_env=ROTATED
+    )  # interrupted
+    assert json.loads(first.stdout)["rotated"] == 15 and json.loads(first.stdout)["remaining"] == 25
+    second = run("keys", "rotate", "--batch", "7", "--json", keys_env=ROTATED)  # resumed
+    summary = json.loads(second.stdout)
+    assert (summary["rotated"], summary["remaining"], summary["undecryptable"]) == (25, 0, [])
+    assert keys.usage(conn) == {"new-key": 40}
+    ring = KeyRing.parse(ROTATED, "test")
+    for ally, expected in written.items():
+        assert credentials.read_credentials(conn, ring, ally) == expected
+    only_new = KeyRing.parse(NEW_KEY, "test")  # the old key can now be removed
+    assert credentials.read_credentials(conn, only_new, ids[0]) == written[ids[0]]
+    rotations = conn.execute(
+        "SELECT count(*) FROM credential_audit WHERE action = 'credentials.set' AND outcome = 'success'"
+    ).fetchone()
+    assert rotations == (40,)
+    audited = conn.execute(
+        "SELECT count(*), min(actor) FROM credential_audit WHERE actor = 'rotation'"
+    ).fetchone()
+    assert audited == (40, "rotation")
+    assert json.loads(run("keys", "rotate", "--json", keys_env=ROTATED).stdout)["rotated"] == 0
+
+
+def test_rotation_reports_envelopes_it_cannot_open(run, settings, conn):
+    app = make_app(settings)
+    set_many(app.test_client(), all_ids(conn)[:3])
+    app.extensions["allies.pool"].close()
+    conn.execute(
+        "UPDATE stores SET data = jsonb_set(data::jsonb, '{credentials,ciphertext}', '\"AAAA\"') WHERE id = %s",
+        (all_ids(conn)[0],),
+    )
+    result = run("keys", "rotate", keys_env=ROTATED)
+    assert result.exit_code == 1
+    assert "1 envelopes cannot be decrypted" in result.stderr and all_ids(conn)[0] in result.stderr
+    assert keys.usage(conn) == {"new-key": 2, "test-key-1": 1}
+
+
+def test_writes_during_rotation_are_never_reverted(settings, conn):
+    old_app = make_app(settings)
+    ids = all_ids(conn)
+    set_many(old_app.test_client(), ids)  # 300 credentials under the old key
+    old_app.extensions["allies.pool"].close()
+    new_settings = settings.__class__(**{**settings.__dict__, "encryption_keys": ROTATED})
+    app = make_app(new_settings)
+    ring = KeyRing.parse(ROTATED, "test")
+    latest: dict[str, tuple[str, str]] = {}
+    done = threading.Event()
+
+    def writer():
+        client, rng, n = app.test_client(), random.Random(5), 0
+        while not done.is_set() or n < 50:
+            ally, n = rng.choice(ids), n + 1
+            body = {"username": f"w{n}", "password": f"p{n}"}
+            if client.post(f"/allies/{ally}/credentials", json=body).status_code == 200:
+                latest[ally] = (body["username"], body["password"])
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        from allies import db
+
+        with db.connect(settings.database_url, autocommit=True) as rotation_conn:
+            result = keys.rotate(rotation_conn, ring, batch=10)
+    finally:
+        done.set()
+        thread.join(timeout=60)
+        app.extensions["allies.pool"].close()
+    assert result.failed == [] and len(latest) >= 50
+    assert keys.usage(conn) == {"new-key": 300}
+    for ally, expected in latest.items():
+        assert credentials.read_credentials(conn, ring, ally) == expected
