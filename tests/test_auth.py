@@ -165,3 +165,40 @@ def test_cli_sends_the_token_from_the_environment(served_app_with_tokens, tmp_pa
         env={"ALLIES_TOKEN": TOKENS["luis"]},
     )  # fmt: skip
     assert json.loads(status.stdout) == {"ally_id": BARNES, "credentials_set": True}
+
+
+def test_write_rate_limit_answers_429_with_retry_after_and_audits(settings, conn):
+    app = make_app(settings.__class__(**{**settings.__dict__, "write_rate_limit": "3/minute"}))
+    client = app.test_client()
+    try:
+        statuses = [client.post(f"/allies/{BARNES}/credentials", json=BODY).status_code for _ in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]
+        limited = client.post(f"/allies/{BARNES}/credentials", json=BODY)
+        assert limited.get_json() == {
+            "message": "Too many requests",
+            "detail": "the limit is 3 per minute per client",
+        }
+        assert 1 <= int(limited.headers["Retry-After"]) <= 20
+        other = client.post(
+            f"/allies/{BARNES}/credentials", json=BODY, environ_base={"REMOTE_ADDR": "10.9.9.9"}
+        )
+        assert other.status_code == 200  # per client
+        assert client.get(f"/allies/{BARNES}/credentials").status_code == 200  # reads are not limited
+    finally:
+        app.extensions["allies.pool"].close()
+    outcomes = [row[2] for row in audit_rows(conn)]
+    assert outcomes.count("rate_limited") == 3 and outcomes.count("success") == 4
+
+
+def test_token_bucket_refills_with_time():
+    from allies.ratelimit import Limit, Limiter
+
+    now = [0.0]
+    limiter = Limiter(Limit(2, 60), clock=lambda: now[0])
+    assert [limiter.acquire("a") for _ in range(2)] == [0.0, 0.0]
+    assert limiter.acquire("a") == pytest.approx(30.0)
+    now[0] = 30.0
+    assert limiter.acquire("a") == 0.0
+    with pytest.raises(ConfigError, match="60/minute"):
+        Limit.parse("sixty")
+    assert Limit.parse("0") is None and str(Limit.parse("5/second")) == "5 per second per client"

@@ -8,7 +8,7 @@ import psycopg
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import audit, auth, credentials
+from . import audit, auth, credentials, ratelimit
 from .validation import Rejected, parse_ally_id, parse_body
 
 bp = Blueprint("allies", __name__)
@@ -53,6 +53,12 @@ def _pool():
 @bp.post("/allies/<ally_id>/credentials")
 def add_credentials(ally_id: str):
     attempt = _attempt(ally_id)
+    limiter = current_app.extensions["allies.limiter"]
+    wait = limiter.acquire(request.remote_addr or "-") if limiter else 0
+    if wait:
+        _record_failure(attempt, "rate_limited", 429, f"limit: {limiter.limit}")
+        body = {"message": "Too many requests", "detail": f"the limit is {limiter.limit}"}
+        return jsonify(body), 429, {"Retry-After": ratelimit.retry_after(wait)}
     try:
         canonical_id = parse_ally_id(ally_id)
         username, password = parse_body(_json_body())

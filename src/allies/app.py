@@ -9,7 +9,7 @@ from datetime import datetime
 
 from flask import Flask, g
 
-from . import accesslog, api, auth, db, errors
+from . import accesslog, api, auth, db, errors, ratelimit
 from .config import Settings
 from .crypto import load_keyring
 
@@ -31,6 +31,8 @@ def create_app(
     app.extensions["allies.pool"] = pool
     app.extensions["allies.keyring"] = load_keyring(settings)
     app.extensions["allies.tokens"] = auth.load_tokens(settings.api_tokens, settings.api_tokens_file)
+    limit = ratelimit.Limit.parse(settings.write_rate_limit)
+    app.extensions["allies.limiter"] = ratelimit.Limiter(limit) if limit else None
 
     @app.before_request
     def assign_request_id() -> None:

@@ -39,6 +39,7 @@ class Settings:
     encryption_keys_file: Path | None = None
     api_tokens: str | None = None
     api_tokens_file: Path | None = None
+    write_rate_limit: str | None = None
     log_file: Path = field(default_factory=lambda: Path("log/server.log"))
     max_body_bytes: int = 16 * 1024
     db_timeout_seconds: float = 3.0
@@ -57,6 +58,7 @@ class Settings:
             encryption_keys_file=Path(keys_file) if keys_file else None,
             api_tokens=os.environ.get("ALLIES_API_TOKENS", "").strip() or None,
             api_tokens_file=Path(tokens_file) if tokens_file else None,
+            write_rate_limit=os.environ.get("ALLIES_WRITE_RATE_LIMIT", "").strip() or None,
             log_file=Path(os.environ.get("ALLIES_LOG_FILE", "").strip() or "log/server.log"),
         )
 
