@@ -82,6 +82,11 @@ def test_post_keeps_every_other_key_of_the_store(client, conn):
         (BARNES, {"json": {"username": "u", "password": "p" * 1025}}, "field password is longer than 1024"),
         (BARNES, {"json": ["u", "p"]}, "the JSON body must be an object"),
         (BARNES, {"json": {"username": "a", "user": "b", "password": "p"}}, "send either username or user"),
+        (
+            BARNES,
+            {"json": {"username": "a", "user": "a", "password": "p"}},
+            "send either username or user, not both",
+        ),
         (BARNES, {"data": "{not json", "content_type": "application/json"}, "invalid JSON"),
         (BARNES, {"data": b"\xff\xfe", "content_type": "application/json"}, "invalid JSON"),
         (

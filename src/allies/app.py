@@ -9,7 +9,7 @@ from datetime import datetime
 
 from flask import Flask, g
 
-from . import accesslog, api, auth, db, errors, ratelimit
+from . import accesslog, api, auth, db, errors, openapi, ratelimit
 from .config import Settings
 from .crypto import load_keyring
 
@@ -45,6 +45,7 @@ def create_app(
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
+    openapi.init_app(app, secured=bool(app.extensions["allies.tokens"]), rate_limited=limit is not None)
     errors.init_app(app)
     accesslog.init_app(app, settings.log_file, echo=echo_log, clock=clock)
     app.register_blueprint(api.bp)

@@ -32,8 +32,8 @@ def parse_body(body: object) -> tuple[str, str]:
     """(username, password) from a decoded JSON body; `user` is accepted for `username`."""
     if not isinstance(body, dict):
         raise Rejected("the JSON body must be an object with username and password")
-    if "username" in body and "user" in body and body["username"] != body["user"]:
-        raise Rejected("send either username or user, not both with different values")
+    if "username" in body and "user" in body:
+        raise Rejected("send either username or user, not both")
     username_key = "username" if "username" in body else "user"
     username = _required_text(body, username_key, "username", MAX_USERNAME_CHARS)
     password = _required_text(body, "password", "password", MAX_PASSWORD_CHARS)

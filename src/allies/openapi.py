@@ -1,0 +1,167 @@
+"""The API contract as OpenAPI 3.1 (/openapi.json) and its interactive docs (/docs, served offline)."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify
+
+from .validation import MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS
+
+UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+def _message(*values: str, detail: bool = False) -> dict:
+    properties: dict = {"message": {"type": "string", **({"enum": list(values)} if values else {})}}
+    if detail:
+        properties["detail"] = {"type": "string"}
+    return {
+        "type": "object",
+        "required": ["message", *(["detail"] if detail else [])],
+        "properties": properties,
+    }
+
+
+def _response(description: str, schema: dict, **headers: str) -> dict:
+    response = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = {
+            name: {"schema": {"type": "string"}, "description": text} for name, text in headers.items()
+        }
+    return response
+
+
+BAD = _response(
+    "Unknown ally, malformed id, or a missing / empty / non-string / too long field, invalid JSON, not JSON",
+    _message("The ally was not found or the request is not correct", detail=True),
+)
+UNAUTHORIZED = _response(
+    "Tokens are configured and the request has none, or a wrong one",
+    _message("Authentication required", detail=True),
+    **{"WWW-Authenticate": 'Bearer realm="allies"'},
+)
+NOT_FOUND_PATH = _response("No such path (for instance an id containing a slash)", _message("Not found"))
+SERVER_ERROR = _response("Unexpected error: never a traceback, never a secret", _message("Server error"))
+UNAVAILABLE = _response(
+    "The database is unreachable; the service recovers by itself", _message("Service unavailable"),
+    **{"Retry-After": "seconds"},
+)  # fmt: skip
+
+
+def document(secured: bool, rate_limited: bool) -> dict:
+    """The OpenAPI 3.1 document of this app as configured (tokens, rate limit)."""
+    ally_id = {
+        "name": "allyId",
+        "in": "path",
+        "required": True,
+        "description": "The ally (store) id, a UUID",
+        "schema": {"type": "string", "pattern": UUID},
+    }
+    text = {"type": "string", "minLength": 1, "pattern": r"\S"}
+    post_responses = {
+        "200": _response(
+            "Credentials encrypted and stored",
+            {
+                "type": "object",
+                "required": ["message", "allyId", "allyName"],
+                "properties": {
+                    "message": {"type": "string", "enum": ["Credentials added"]},
+                    "allyId": {"type": "string"},
+                    "allyName": {"type": ["string", "null"]},
+                },
+            },
+        ),
+        "400": BAD,
+        "404": NOT_FOUND_PATH,
+        "413": _response("Body over the size limit", _message("Request body too large", detail=True)),
+        "500": SERVER_ERROR,
+        "503": UNAVAILABLE,
+    }
+    if rate_limited:
+        post_responses["429"] = _response(
+            "Too many writes from this client",
+            _message("Too many requests", detail=True),
+            **{"Retry-After": "seconds"},
+        )
+    get_responses = {
+        "200": _response("Credentials are set", _message("Ally has credentials set!")),
+        "400": _response("Credentials are not set", _message("Ally does not have credentials set!")),
+        "404": _response(
+            "No such ally (or a malformed id, or no such path)", _message("Ally was not found", "Not found")
+        ),
+        "500": SERVER_ERROR,
+        "503": UNAVAILABLE,
+    }
+    if secured:
+        post_responses["401"] = get_responses["401"] = UNAUTHORIZED
+    credentials_path = {
+        "parameters": [ally_id],
+        "get": {
+            "summary": "Whether the ally has credentials set",
+            "operationId": "credentialsStatus",
+            "responses": get_responses,
+        },
+        "post": {
+            "summary": "Store the ally's partner credentials, encrypted (AES-256-GCM)",
+            "operationId": "addCredentials",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "description": "`user` is accepted for `username` (one of the two, not both)",
+                            "properties": {
+                                "username": {**text, "maxLength": MAX_USERNAME_CHARS},
+                                "user": {**text, "maxLength": MAX_USERNAME_CHARS},
+                                "password": {**text, "maxLength": MAX_PASSWORD_CHARS},
+                            },
+                            "required": ["password"],
+                            "oneOf": [{"required": ["username"]}, {"required": ["user"]}],
+                        }
+                    }
+                },
+            },
+            "responses": post_responses,
+        },
+    }
+    doc = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "allies",
+            "version": "1.0.0",
+            "description": "Partner credentials of the allies (merchant stores); see README.md.",
+        },
+        "paths": {
+            "/allies/{allyId}/credentials": credentials_path,
+            "/health": {
+                "get": {
+                    "summary": "Liveness and database readiness",
+                    "operationId": "health",
+                    "responses": {
+                        "200": _response(
+                            "Alive and the database answers",
+                            {
+                                "type": "object",
+                                "required": ["status", "database"],
+                                "properties": {"status": {"const": "ok"}, "database": {"const": "ok"}},
+                            },
+                        ),
+                        "503": UNAVAILABLE,
+                    },
+                }
+            },
+        },
+    }
+    if secured:
+        doc["components"] = {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}
+        for method in ("get", "post"):
+            credentials_path[method]["security"] = [{"bearer": []}]
+    return doc
+
+
+def init_app(app: Flask, secured: bool, rate_limited: bool) -> None:
+    from swagger_ui import api_doc
+
+    contract = document(secured, rate_limited)
+    app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(contract))
+    # Swagger UI's assets come from the swagger-ui-py wheel and are served by this app: no CDN.
+    api_doc(app, config=contract, url_prefix="/docs", title="allies API", editor=False)
