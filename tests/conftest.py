@@ -177,21 +177,23 @@ def serve(tmp_path, settings):
             ALLIES_LOG_FILE=str(settings.log_file),
             **extra_env,
         )
+        output = open(tmp_path / f"serve-{port}.out", "wb")  # noqa: SIM115 - closed at teardown
         process = subprocess.Popen(
             ["allies", "serve", "--port", str(port), "--workers", "1"],
             env=env,
             cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
-        processes.append(process)
+        processes.append((process, output))
         wait_for_http(f"http://127.0.0.1:{port}/health", process=process)
         return f"http://127.0.0.1:{port}"
 
     yield start
-    for process in processes:
+    for process, output in processes:
         process.terminate()
         process.wait(timeout=20)
+        output.close()
 
 
 @pytest.fixture
