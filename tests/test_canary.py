@@ -36,7 +36,10 @@ def test_a_canary_secret_leaks_nowhere(serve, database_url, settings, tmp_path):
     canary = f"canary-{uuid.uuid4().hex}"
     base = serve()
     with psycopg.connect(database_url, autocommit=True) as conn:  # a store whose update fails: a 500
-        conn.execute("UPDATE stores SET data = '[1]' WHERE id = %s", ("2" + BARNES[1:],))
+        broken = conn.execute(
+            "SELECT id FROM stores WHERE id <> ALL(%s) LIMIT 1", ([BARNES, YOUNG_WOLF],)
+        ).fetchone()[0]
+        conn.execute("UPDATE stores SET data = '[1]' WHERE id = %s", (broken,))
     body = json.dumps({"username": canary, "password": canary}).encode()
     requests = [
         (f"{base}/allies/{BARNES}/credentials", body, 200),
@@ -46,6 +49,7 @@ def test_a_canary_secret_leaks_nowhere(serve, database_url, settings, tmp_path):
         (f"{base}/allies/{YOUNG_WOLF}/credentials", b'{"password": "' + canary.encode() + b'"', 400),
         (f"{base}/allies/{YOUNG_WOLF}/credentials", canary.encode() * 1000, 413),
         (f"{base}/allies/{YOUNG_WOLF}/credentials?password={canary}", body, 200),
+        (f"{base}/allies/{broken}/credentials", body, 500),
     ]
     bodies = []
     for url, data, expected in requests:
