@@ -276,3 +276,22 @@ def test_triage_as_a_subprocess_reads_stdin(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["failed_credential_requests"] == truth["failed_credential_requests"]
+
+
+def test_audit_cross_check_names_why_each_failure_happened(tmp_path, database_url, client):
+    client.post(f"/allies/{YOUNG_WOLF}/credentials", json={"username": "u"})  # rejected: missing field
+    now = datetime.now(UTC).astimezone(timezone(timedelta(hours=-5)))
+    line = (
+        f'127.0.0.1 - - [{now:%d/%b/%Y:%H:%M:%S %z}] "POST /allies/{YOUNG_WOLF}/credentials HTTP/1.1" 400 99'
+    )
+    log = write(tmp_path / "a.log", [line])
+    result = CliRunner().invoke(main, ["logs", "triage", log, "--json", "--audit", "--db", database_url])
+    assert result.exit_code == 0, result.stderr
+    [ally] = json.loads(result.stdout)["affected_allies"]
+    assert [(a["outcome"], a["http_status"], a["detail"]) for a in ally["audit"]] == [
+        ("rejected", 400, "missing field: password")
+    ]
+    human = CliRunner().invoke(main, ["logs", "triage", log, "--audit", "--db", database_url]).stdout
+    assert "audit: 400 rejected: missing field: password" in human
+    no_db = CliRunner().invoke(main, ["logs", "triage", log, "--audit"], env={"DATABASE_URL": ""})
+    assert no_db.exit_code == 2 and "--audit needs the database" in no_db.stderr

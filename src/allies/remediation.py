@@ -7,9 +7,11 @@ them at the prompt of `allies credentials set`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import psycopg
 
+from . import audit
 from .triage import AllyStats, Report
 
 # Likely cause of a failed credentials request, by status (this API's contract, and the original).
@@ -48,6 +50,27 @@ def lookup(conn: psycopg.Connection, ally_ids: list[str]) -> dict[str, AllyRecor
     ).fetchall()
     found = {row[0]: AllyRecord(True, row[1], row[2]) for row in rows}
     return {ally_id: found.get(ally_id, AllyRecord(False)) for ally_id in ally_ids}
+
+
+AUDIT_SLACK = timedelta(minutes=1)  # clocks of the log and the database may differ a little
+
+
+def audited_failures(conn: psycopg.Connection, stats: AllyStats) -> list[dict]:
+    """The audit rows of this ally's failed attempts around the time the log shows them failing."""
+    if stats.first_failure is None:
+        return []
+    start, end = stats.first_failure - AUDIT_SLACK, stats.last_failure + AUDIT_SLACK
+    rows = audit.attempts(conn, stats.ally_id, failed=True, since=start, limit=100)
+    return [
+        {
+            "at": row["at"].isoformat(),
+            "outcome": row["outcome"],
+            "http_status": row["http_status"],
+            "detail": row["detail"],
+        }
+        for row in rows
+        if row["at"] <= end
+    ]
 
 
 def causes(stats: AllyStats, record: AllyRecord | None = None) -> list[str]:

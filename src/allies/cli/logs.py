@@ -35,6 +35,9 @@ def logs_group() -> None:
 )
 @click.option("--db", "db_url", help="Database to look the allies up in [default: DATABASE_URL if set].")
 @click.option("--fail-on-affected", is_flag=True, help=f"Exit {EXIT_AFFECTED} if an ally is still affected.")
+@click.option(
+    "--audit", "with_audit", is_flag=True, help="Cross-check each ally's failures with the audit table."
+)
 @api_url_option
 def triage_command(
     paths: tuple[str, ...],
@@ -44,6 +47,7 @@ def triage_command(
     all_endpoints: bool,
     db_url: str | None,
     fail_on_affected: bool,
+    with_audit: bool,
     api_url: str,
 ) -> None:
     """Count failed requests and find the allies whose credentials requests failed.
@@ -66,11 +70,15 @@ def triage_command(
         report = triage.analyze(paths, window, all_endpoints)
     except triage.TriageError as exc:
         raise InputError(str(exc)) from None
-    records = _lookup(db_url or os.environ.get("DATABASE_URL"), [s.ally_id for s in report.affected()])
+    url = db_url or os.environ.get("DATABASE_URL")
+    if with_audit and not url:
+        raise InputError("--audit needs the database: give --db URL or set DATABASE_URL")
+    records = _lookup(url, [s.ally_id for s in report.affected()])
+    audits = _audit(url, report) if with_audit and records is not None else None
     if as_json:
-        print_json(_as_json(report, records, api_url))
+        print_json(_as_json(report, records, audits, api_url))
     else:
-        _print_report(report, records, api_url)
+        _print_report(report, records, audits, api_url)
     if fail_on_affected and remediation.still_affected(report):
         sys.exit(EXIT_AFFECTED)
 
@@ -89,20 +97,28 @@ def _lookup(url: str | None, ally_ids: list[str]) -> dict[str, remediation.AllyR
         return None
 
 
-def _as_json(report: triage.Report, records, api_url: str) -> dict:
+def _audit(url: str, report: triage.Report) -> dict[str, list[dict]]:
+    """Per affected ally, the audit rows of its failed attempts (503s have none: the database was down)."""
+    with db.connect(url) as conn:
+        return {stats.ally_id: remediation.audited_failures(conn, stats) for stats in report.affected()}
+
+
+def _as_json(report: triage.Report, records, audits, api_url: str) -> dict:
     data = report.to_dict()
     for entry, stats in zip(data["affected_allies"], report.affected(), strict=True):
         record = records[stats.ally_id] if records is not None else None
         entry["causes"] = remediation.causes(stats, record)
         if record is not None:
             entry.update(exists=record.exists, name=record.name, credentials_set=record.credentials_set)
+        if audits is not None:
+            entry["audit"] = audits[stats.ally_id]
         if not stats.recovered:
             entry["remediation"] = remediation.plan(stats, record, api_url)
     data["database"] = records is not None
     return data
 
 
-def _print_report(report: triage.Report, records, api_url: str) -> None:
+def _print_report(report: triage.Report, records, audits, api_url: str) -> None:
     summary = Table(title="Log triage", show_header=False)
     summary.add_row("files", ", ".join(f"{f['path']} ({f['lines']} lines)" for f in report.files))
     summary.add_row("lines", f"{report.total_lines} ({report.parsed} parsed, {report.malformed} malformed)")
@@ -120,10 +136,10 @@ def _print_report(report: triage.Report, records, api_url: str) -> None:
         _say(f"[bold]Lines that could not be parsed[/] (first {len(report.malformed_samples)}):")
         for sample in report.malformed_samples:
             _say(f"  {sample['file']}:{sample['line']}: {sample['text']!r}", markup=False)
-    _print_allies(report, records, api_url)
+    _print_allies(report, records, audits, api_url)
 
 
-def _print_allies(report: triage.Report, records, api_url: str) -> None:
+def _print_allies(report: triage.Report, records, audits, api_url: str) -> None:
     """One block per affected ally: still affected first, each with its cause and its fix."""
     affected = report.affected()
     pending = remediation.still_affected(report)
@@ -148,6 +164,12 @@ def _print_allies(report: triage.Report, records, api_url: str) -> None:
         )
         record = records[stats.ally_id] if records is not None else None
         _say(f"  likely cause: {'; '.join(remediation.causes(stats, record))}", markup=False)
+        if audits is not None:
+            rows = audits[stats.ally_id]
+            found = (
+                "; ".join(f"{r['http_status']} {r['outcome']}: {r['detail']}" for r in rows) or "no audit row"
+            )
+            _say(f"  audit: {found}", markup=False)
         for step in remediation.plan(stats, record, api_url):
             _say(f"  {step}", markup=False)
     recovered = [stats.ally_id for stats in affected if stats.recovered]
