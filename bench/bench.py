@@ -94,6 +94,7 @@ def database_section(server, args) -> list[str]:
     seed_s = database.seed(url, args.million)
     report_s, tags = database.tag_report(url)
     update_s = database.case2_update(url)
+    rotated, rotation_rate = database.rotation(url, min(args.million, 20_000))
     return [
         "## Database",
         "",
@@ -102,7 +103,7 @@ def database_section(server, args) -> list[str]:
         f"| `allies db seed --count {args.million}` (generate + COPY + commit) | {seed_s:.1f} |",
         f"| case 1, `sql/01_tags_distribution.sql` ({tags} tags; best of 3) | {report_s:.2f} |",
         f"| case 2, `psql -f sql/02_update_store_owner_and_tags.sql` (with psql start-up) | {update_s:.2f} |",
-        "| key rotation | not measured: `allies keys rotate` does not exist yet |",
+        f"| key rotation, `allies keys rotate` ({rotated:,} credentials, batches of 500) | {rotated / rotation_rate:.1f} ({rotation_rate:,.0f} rows/s) |",
         "",
     ]
 

@@ -67,3 +67,33 @@ def pgbench(url: str, seconds: int, clients: int, ids_file: Path, home: Path) ->
         tps = next(line for line in out.splitlines() if line.startswith("tps ="))
         results[name] = float(tps.split()[2])
     return results
+
+
+def rotation(url: str, count: int) -> tuple[int, float]:
+    """(rows, rows per second) of `allies keys rotate`'s library call over `count` credentials."""
+    from psycopg.types.json import Jsonb
+
+    from allies import keys
+    from allies.crypto import KeyRing, new_key_entry
+
+    old = KeyRing.parse(new_key_entry("old"), "bench")
+    with psycopg.connect(url, autocommit=True) as conn:
+        ids = [row[0] for row in conn.execute("SELECT id FROM stores ORDER BY id LIMIT %s", (count,))]
+        rows = [
+            {"id": ally, "envelope": Jsonb(old.encrypt(ally, b'{"username": "u", "password": "p"}'))}
+            for ally in ids
+        ]
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE stores SET data = jsonb_set(data::jsonb, '{credentials}', %(envelope)s) WHERE id = %(id)s",
+                rows,
+            )
+        ring = KeyRing.parse(f"{new_key_entry('new')},old:{_b64(old.keys['old'])}", "bench")
+        result = keys.rotate(conn, ring)
+    return result.rotated, result.rows_per_second
+
+
+def _b64(key: bytes) -> str:
+    import base64
+
+    return base64.b64encode(key).decode()

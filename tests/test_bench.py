@@ -40,6 +40,7 @@ def test_make_bench_runs_every_part_on_tiny_inputs(tmp_path, wrk):
         assert heading in report
     assert "pgbench" in report and "SELECT" in report and "TPS" in report
     assert "`allies db seed --count 2000`" in report and "sql/01_tags_distribution.sql" in report
+    assert "key rotation, `allies keys rotate` (2,000 credentials" in report and "rows/s" in report
     if shutil.which(wrk or "wrk"):
         assert "| GET | 32 |" in report and "| POST | 1 |" in report
     else:
