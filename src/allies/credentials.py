@@ -60,11 +60,6 @@ def set_credentials(
     return row[0]
 
 
-def _stored_credentials(conn: psycopg.Connection, ally_id: str) -> tuple | None:
-    """The row `(credentials,)` of the store, or None when no store has this id."""
-    return conn.execute("SELECT data::jsonb->'credentials' FROM stores WHERE id = %s", (ally_id,)).fetchone()
-
-
 def credentials_status(conn: psycopg.Connection, ally_id: str) -> Status:
     """Whether the store exists and holds credentials (any non-null `credentials` value)."""
     row = conn.execute(
@@ -77,7 +72,7 @@ def credentials_status(conn: psycopg.Connection, ally_id: str) -> Status:
 
 def read_credentials(conn: psycopg.Connection, keyring: KeyRing, ally_id: str) -> tuple[str, str]:
     """Decrypt the stored (username, password): for the code that talks to partners, never an API."""
-    row = _stored_credentials(conn, ally_id)
+    row = conn.execute("SELECT data::jsonb -> 'credentials' FROM stores WHERE id = %s", (ally_id,)).fetchone()
     if row is None:
         raise AllyNotFound(f"unknown ally: no store has id {ally_id}")
     if not isinstance(row[0], dict):
