@@ -165,35 +165,52 @@ def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | N
 
 @pytest.fixture
 def serve(tmp_path, settings):
-    """Factory: the real server (`allies serve`, gunicorn) on a free port over this test's database."""
-    processes = []
+    """Factory: the real server (`allies serve`, gunicorn) on a free port over this test's database
+    (`extra_env` may point it elsewhere); `serve.processes[base_url]` is its gunicorn master."""
+    processes = {}
 
-    def start(**extra_env: str) -> str:
+    def start(workers: int = 1, **extra_env: str) -> str:
         port = free_port()
-        env = allies_env(
-            DATABASE_URL=settings.database_url,
-            ALLIES_HOME=str(settings.home),
-            ALLIES_ENCRYPTION_KEYS=TEST_KEYS,
-            ALLIES_LOG_FILE=str(settings.log_file),
-            **extra_env,
-        )
+        defaults = {
+            "DATABASE_URL": settings.database_url,
+            "ALLIES_HOME": str(settings.home),
+            "ALLIES_ENCRYPTION_KEYS": TEST_KEYS,
+            "ALLIES_LOG_FILE": str(settings.log_file),
+        }
+        env = allies_env(**{**defaults, **extra_env})
         output = open(tmp_path / f"serve-{port}.out", "wb")  # noqa: SIM115 - closed at teardown
         process = subprocess.Popen(
-            ["allies", "serve", "--port", str(port), "--workers", "1"],
+            ["allies", "serve", "--port", str(port), "--workers", str(workers)],
             env=env,
             cwd=tmp_path,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-        processes.append((process, output))
-        wait_for_http(f"http://127.0.0.1:{port}/health", process=process)
-        return f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        processes[base] = process
+        outputs.append(output)
+        wait_for_http(f"{base}/health", process=process)
+        return base
 
+    outputs = []
+    start.processes = processes
     yield start
-    for process, output in processes:
+    for process, output in zip(processes.values(), outputs, strict=True):
         process.terminate()
         process.wait(timeout=20)
         output.close()
+
+
+@pytest.fixture
+def own_server(tmp_path):
+    """A PostgreSQL of this test's own, seeded with 60 stores, for tests that stop it."""
+    server = EmbeddedPostgres(tmp_path / "own-pg", free_port())
+    server.start()
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        db.ensure_schema(conn)
+        seed.seed_stores(conn, 60)
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from conftest import TEST_KEYS, allies_env, free_port, make_app, wait_for_http
+from conftest import TEST_KEYS, make_app
 
-from allies import credentials, db, keys, seed, stores
+from allies import credentials, db, keys, stores
 from allies.crypto import KeyRing, new_key_entry
-from allies.embedded import EmbeddedPostgres
 
 # A pool connection still being opened in the background when its pool closes is dropped unclosed;
 # that warning says nothing about what these tests prove.
@@ -112,7 +111,7 @@ def worker_pids(server_pid: int) -> list[int]:
 
 
 @pytest.fixture
-def loaded_server(database_url, settings, tmp_path):
+def loaded_server(database_url, settings, serve):
     """50 allies with credentials under the old key; the server (2 workers) has the new key first."""
     old_app = make_app(settings)
     ids = [
@@ -122,26 +121,8 @@ def loaded_server(database_url, settings, tmp_path):
     for ally in ids:
         client.post(f"/allies/{ally}/credentials", json={"username": "before", "password": "before"})
     old_app.extensions["allies.pool"].close()
-    port = free_port()
-    env = allies_env(
-        DATABASE_URL=database_url,
-        ALLIES_ENCRYPTION_KEYS=NEW_RING,
-        ALLIES_HOME=str(tmp_path),
-        ALLIES_LOG_FILE=str(tmp_path / "server.log"),
-    )
-    process = subprocess.Popen(
-        ["allies", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", process=process)
-        yield f"http://127.0.0.1:{port}", ids, process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    base = serve(workers=2, ALLIES_ENCRYPTION_KEYS=NEW_RING)
+    return base, ids, serve.processes[base]
 
 
 def test_concurrent_writes_updates_rotation_and_a_killed_worker_lose_nothing(loaded_server, database_url):
@@ -200,58 +181,33 @@ def test_concurrent_writes_updates_rotation_and_a_killed_worker_lose_nothing(loa
     )
 
 
-def test_database_outage_under_load_gives_503_then_recovers(tmp_path):
-    server = EmbeddedPostgres(tmp_path / "pg", free_port())
-    server.start()
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        db.ensure_schema(conn)
-        seed.seed_stores(conn, 60)
+def test_database_outage_under_load_gives_503_then_recovers(own_server, serve):
+    server = own_server
+    with psycopg.connect(server.url) as conn:
         ids = [row[0] for row in conn.execute("SELECT id FROM stores LIMIT 50")]
-    port = free_port()
-    env = allies_env(
-        DATABASE_URL=server.url,
-        ALLIES_ENCRYPTION_KEYS=TEST_KEYS,
-        ALLIES_HOME=str(tmp_path),
-        ALLIES_LOG_FILE=str(tmp_path / "s.log"),
-    )
-    process = subprocess.Popen(
-        ["allies", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/health", process=process)
-        load = Load(base, ids, 3_000)
-        timings: dict[str, float] = {}
+    base = serve(workers=2, DATABASE_URL=server.url)
+    load = Load(base, ids, 3_000)
+    timings: dict[str, float] = {}
 
-        def outage():
-            time.sleep(1.0)
-            server.stop()
-            time.sleep(3.0)
-            server.start()
-            timings["back"] = time.monotonic()
-
-        thread = threading.Thread(target=outage)
-        thread.start()
-        started = time.monotonic()
-        load.run()
-        thread.join()
-        print(
-            f"outage load took {time.monotonic() - started:.1f} s; back after {timings['back'] - started:.1f} s"
-        )
-        assert time.monotonic() - started < 120  # bounded: no hang
-        assert load.statuses[503] > 0 and set(load.statuses) <= {200, 503}, load.statuses  # never a 500
-        recovery = min(t for t in load.successes if t >= timings["back"]) - timings["back"]
-        assert recovery < 5, recovery
-        with psycopg.connect(server.url) as conn:
-            ring = KeyRing.parse(TEST_KEYS, "test")
-            for ally in ids:  # no partial write: every stored envelope opens to an acknowledged write
-                if ally in load.acknowledged:
-                    assert credentials.read_credentials(conn, ring, ally) == load.acknowledged[ally]
-        print(f"outage: {dict(load.statuses)}, served again {recovery:.2f} s after the database came back")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    def outage():
+        time.sleep(1.0)
         server.stop()
+        time.sleep(3.0)
+        server.start()
+        timings["back"] = time.monotonic()
+
+    thread = threading.Thread(target=outage)
+    thread.start()
+    started = time.monotonic()
+    load.run()
+    thread.join()
+    assert time.monotonic() - started < 120  # bounded: no hang
+    assert load.statuses[503] > 0 and set(load.statuses) <= {200, 503}, load.statuses  # never a 500
+    recovery = min(t for t in load.successes if t >= timings["back"]) - timings["back"]
+    assert recovery < 5, recovery
+    with psycopg.connect(server.url) as conn:
+        ring = KeyRing.parse(TEST_KEYS, "test")
+        for ally in ids:  # no partial write: every stored envelope opens to an acknowledged write
+            if ally in load.acknowledged:
+                assert credentials.read_credentials(conn, ring, ally) == load.acknowledged[ally]
+    print(f"outage: {dict(load.statuses)}, served again {recovery:.2f} s after the database came back")

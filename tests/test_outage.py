@@ -5,24 +5,9 @@ from __future__ import annotations
 import time
 
 import psycopg
-import pytest
-from conftest import BARNES, TEST_KEYS, free_port, make_app
+from conftest import BARNES, TEST_KEYS, make_app
 
-from allies import db, seed
 from allies.config import Settings
-from allies.embedded import EmbeddedPostgres
-
-
-@pytest.fixture
-def own_server(tmp_path):
-    """A server of its own, since this test stops it."""
-    server = EmbeddedPostgres(tmp_path / "pg", free_port())
-    server.start()
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        db.ensure_schema(conn)
-        seed.seed_stores(conn, 10)
-    yield server
-    server.stop()
 
 
 def test_outage_gives_503_then_the_app_recovers_without_restart(tmp_path, own_server):

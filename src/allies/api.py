@@ -8,7 +8,7 @@ import psycopg
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import audit, auth, credentials, ratelimit
+from . import audit, auth, credentials, errors, ratelimit
 from .validation import Rejected, parse_ally_id, parse_body
 
 bp = Blueprint("allies", __name__)
@@ -103,7 +103,7 @@ def health():
             conn.execute("SELECT 1")
     except psycopg.OperationalError:
         body = {"status": "alive", "database": "unavailable", "message": "Service unavailable"}
-        return jsonify(body), 503, {"Retry-After": "5"}
+        return jsonify(body), 503, {"Retry-After": str(errors.RETRY_AFTER_SECONDS)}
     return jsonify({"status": "ok", "database": "ok"})
 
 

@@ -13,7 +13,7 @@ import re
 import secrets
 from pathlib import Path
 
-from .config import ConfigError
+from .config import ConfigError, entries
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 MIN_TOKEN_CHARS = 16
@@ -24,8 +24,7 @@ ANONYMOUS_ACTOR = "anonymous"
 def parse_tokens(text: str, source: str) -> dict[str, str]:
     """{name: token} from `NAME:TOKEN` entries; `source` names the variable or file in errors."""
     tokens: dict[str, str] = {}
-    lines = [line.partition("#")[0] for line in text.splitlines()]
-    for entry in filter(None, (e.strip() for e in ",".join(lines).split(","))):
+    for entry in entries(text):
         name, sep, token = entry.partition(":")
         if not sep or not NAME_PATTERN.match(name):
             raise ConfigError(f"{source}: each entry must look like NAME:TOKEN")

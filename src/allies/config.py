@@ -15,6 +15,12 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
 
 
+def entries(text: str) -> list[str]:
+    """The entries of a list setting: separated by commas or new lines, `#` starts a comment."""
+    lines = [line.partition("#")[0] for line in text.splitlines()]
+    return [entry for entry in (e.strip() for e in ",".join(lines).split(",")) if entry]
+
+
 def _int_env(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:

@@ -21,7 +21,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, entries
 
 ALGORITHM = "AES-256-GCM"
 ENVELOPE_VERSION = 1
@@ -45,9 +45,7 @@ class KeyRing:
     def parse(cls, text: str, source: str) -> KeyRing:
         """Read `KEY_ID:BASE64KEY` entries; `source` names the variable or file in errors."""
         keys: dict[str, bytes] = {}
-        lines = [line.partition("#")[0] for line in text.splitlines()]
-        entries = [e.strip() for e in ",".join(lines).split(",")]
-        for entry in filter(None, entries):
+        for entry in entries(text):
             key_id, sep, encoded = entry.partition(":")
             if not sep or not KEY_ID_PATTERN.match(key_id):
                 raise ConfigError(f"{source}: each key must look like KEY_ID:BASE64KEY")

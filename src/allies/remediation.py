@@ -12,7 +12,7 @@ from datetime import timedelta
 import psycopg
 
 from . import audit
-from .triage import AllyStats, Report
+from .triage import AllyStats
 
 # Likely cause of a failed credentials request, by status (this API's contract, and the original).
 CAUSES = {
@@ -117,7 +117,3 @@ def plan(stats: AllyStats, record: AllyRecord | None, api_url: str) -> list[str]
         f"verify: allies credentials status {ally} --api-url {api_url}   (expect: credentials set)",
     ]
     return steps
-
-
-def still_affected(report: Report) -> list[AllyStats]:
-    return [stats for stats in report.affected() if not stats.recovered]

@@ -390,6 +390,9 @@ class Report:
         hit = [s for s in self.allies.values() if s.failures]
         return sorted(hit, key=lambda s: (s.recovered, -s.failures, s.ally_id))
 
+    def still_affected(self) -> list[AllyStats]:
+        return [stats for stats in self.affected() if not stats.recovered]
+
     def status_classes(self) -> dict[str, int]:
         classes: Counter = Counter()
         for status, n in self.statuses.items():
@@ -412,7 +415,7 @@ class Report:
             "credential_requests": self.credential_requests,
             "failed_credential_requests": self.failed_credential_requests,
             "affected_allies": [stats.to_dict() for stats in self.affected()],
-            "still_affected": sum(not stats.recovered for stats in self.affected()),
+            "still_affected": len(self.still_affected()),
         }
 
     def merge(self, file_index: int, first_line: int, chunk: ChunkResult) -> None:

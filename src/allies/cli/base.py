@@ -74,9 +74,9 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-def open_db(ensure_schema: bool = True) -> psycopg.Connection:
-    """A connection to the configured database, with the schema in place."""
-    url = db.database_url(settings())
+def open_db(ensure_schema: bool = True, url: str | None = None) -> psycopg.Connection:
+    """A connection to the configured database (or `url`, already resolved), with the schema in place."""
+    url = url or db.database_url(settings())
     try:
         conn = db.connect(url, autocommit=True)
     except psycopg.OperationalError:

@@ -79,7 +79,7 @@ def triage_command(
         print_json(_as_json(report, records, audits, api_url))
     else:
         _print_report(report, records, audits, api_url)
-    if fail_on_affected and remediation.still_affected(report):
+    if fail_on_affected and report.still_affected():
         sys.exit(EXIT_AFFECTED)
 
 
@@ -142,7 +142,7 @@ def _print_report(report: triage.Report, records, audits, api_url: str) -> None:
 def _print_allies(report: triage.Report, records, audits, api_url: str) -> None:
     """One block per affected ally: still affected first, each with its cause and its fix."""
     affected = report.affected()
-    pending = remediation.still_affected(report)
+    pending = report.still_affected()
     if not affected:
         _say("No failed credentials requests: no ally affected.")
         return

@@ -52,7 +52,7 @@ def serve(
             "(or ALLIES_API_TOKENS_FILE), or pass --insecure-no-auth"
         )
     url = db.database_url(config)
-    with open_db() as conn:
+    with open_db(url=url) as conn:
         click.echo(f"allies: database ready, {seed.count_stores(conn)} stores", err=True)
     load_keyring(config)  # fail before forking when the keys are misconfigured
     # Workers read this, so they use the same database without starting anything.
