@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 
 import click
 import psycopg
@@ -26,11 +28,31 @@ def run(database_url, tmp_path):
 
 
 def all_commands(group: click.Group, prefix=()):
-    for name, command in group.commands.items():
+    """Every command, loading the modules that define them (the `allies` group loads them lazily)."""
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         if isinstance(command, click.Group):
             yield from all_commands(command, (*prefix, name))
         else:
             yield (*prefix, name), command
+
+
+def test_every_listed_command_is_defined_where_the_group_looks_for_it():
+    top_level = [path[0] for path, _ in all_commands(main)]
+    assert sorted(set(top_level)) == sorted(main.commands) == main.list_commands(click.Context(main))
+
+
+def test_log_triage_does_not_load_the_database_driver_or_faker(tmp_path):
+    log = tmp_path / "a.log"
+    log.write_text('10.0.0.1 - - [01/Mar/2026:10:00:00 -0500] "GET / HTTP/1.1" 200 12\n')
+    script = (
+        "import sys; from allies.cli import main\n"
+        f"main(['logs', 'triage', {str(log)!r}, '--json'], standalone_mode=False)\n"
+        "print(sorted(m for m in ('psycopg', 'faker', 'flask') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().endswith("[]")
 
 
 @pytest.mark.parametrize("path", [p for p, _ in all_commands(main)], ids=" ".join)

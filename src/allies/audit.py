@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
+
 
 MAX_FIELD_CHARS = 200  # attacker-controlled text (a bad id) is clipped before it is stored
 # Constants composed into SQL (never user input): the columns and their named parameters.

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from . import audit
 from .triage import AllyStats
+
+if TYPE_CHECKING:
+    import psycopg
 
 # Likely cause of a failed credentials request, by status (this API's contract, and the original).
 CAUSES = {

@@ -1,6 +1,9 @@
-"""The `allies` command line: thin commands over the library, one module per area."""
+"""The `allies` command line: thin commands over the library, one module per area.
 
-from . import admin, logs, service, support  # noqa: F401 - importing registers the commands on the group
+Each module registers its commands on the `main` group when imported; `main` imports a module
+only when one of its commands runs (see base.COMMAND_MODULES).
+"""
+
 from .base import main
 
 __all__ = ["main"]

@@ -5,17 +5,20 @@ Exit codes: 0 ok, 1 the operation failed, 2 usage or input error. Failures print
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import click
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
-from .. import db, seed
-from ..config import ConfigError, Settings
+from ..config import DEFAULT_API_URL, ConfigError, Settings
 from ..embedded import EmbeddedError
 from ..validation import AllyNotFound, Rejected
+
+if TYPE_CHECKING:
+    import psycopg
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -39,6 +42,8 @@ class InputError(CommandFailed):
 def redact(url: str) -> str:
     """The connection URL or conninfo string without its password, for messages."""
     if "://" not in url:
+        from psycopg.conninfo import conninfo_to_dict
+
         params = conninfo_to_dict(url)
         if "password" in params:
             params["password"] = "***"  # noqa: S105 - a mask, not a password
@@ -50,24 +55,61 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+# Where each command is defined. Modules are imported when their command runs: the database
+# driver, Faker and polars each take a tenth of a second to load, and `allies logs triage` is
+# measured against a shell pipeline that starts in milliseconds.
+COMMAND_MODULES = {
+    "serve": "service",
+    "db": "service",
+    "tags": "support",
+    "store": "support",
+    "credentials": "support",
+    "logs": "logs",
+    "demo": "demo",
+    "audit": "admin",
+    "keys": "admin",
+}
+
+
 class AlliesGroup(click.Group):
-    """Turns the library's known failures into one clear line and the documented exit code."""
+    """Loads each command's module on demand, and turns the library's known failures into one
+    clear line and the documented exit code."""
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMAND_MODULES:
+            importlib.import_module(f"{__package__}.{COMMAND_MODULES[name]}")
+        return super().get_command(ctx, name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except AllyNotFound as exc:
-            raise CommandFailed(exc.detail) from None
-        except Rejected as exc:
-            raise InputError(exc.detail) from None
-        except ConfigError as exc:
-            raise InputError(str(exc)) from None
-        except (EmbeddedError, seed.SeedError) as exc:
-            raise CommandFailed(str(exc)) from None
-        except psycopg.OperationalError:
-            raise CommandFailed(
-                "the database is unreachable; is it running? (check DATABASE_URL / DB_PORT)"
-            ) from None
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            failure = _known_failure(exc)
+            if failure is None:
+                raise
+            raise failure from None
+
+
+def _known_failure(exc: Exception) -> click.ClickException | None:
+    """The one-line error for a failure the library reports on purpose; None for a bug."""
+    if isinstance(exc, AllyNotFound):
+        return CommandFailed(exc.detail)
+    if isinstance(exc, Rejected):
+        return InputError(exc.detail)
+    if isinstance(exc, ConfigError):
+        return InputError(str(exc))
+    # An exception of the database driver or the seeder means that their module is loaded.
+    psycopg, seed = sys.modules.get("psycopg"), sys.modules.get("allies.seed")
+    if isinstance(exc, EmbeddedError) or (seed and isinstance(exc, seed.SeedError)):
+        return CommandFailed(str(exc))
+    if psycopg and isinstance(exc, psycopg.OperationalError):
+        return CommandFailed("the database is unreachable; is it running? (check DATABASE_URL / DB_PORT)")
+    return None
 
 
 def settings() -> Settings:
@@ -76,6 +118,10 @@ def settings() -> Settings:
 
 def open_db(ensure_schema: bool = True, url: str | None = None) -> psycopg.Connection:
     """A connection to the configured database (or `url`, already resolved), with the schema in place."""
+    import psycopg
+
+    from .. import db
+
     url = url or db.database_url(settings())
     try:
         conn = db.connect(url, autocommit=True)
@@ -95,6 +141,15 @@ def main() -> None:
 def print_json(value: object) -> None:
     """Machine output: one JSON document on stdout."""
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+api_url_option = click.option(
+    "--api-url",
+    envvar="ALLIES_URL",
+    default=DEFAULT_API_URL,
+    show_default=True,
+    help="Base URL of the allies API (env ALLIES_URL).",
+)
 
 
 def json_option(function):

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import click
-import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from .. import db, demo, remediation, triage
-from .base import InputError, main, print_json, redact, settings
-from .support import api_url_option
+from .. import remediation, triage
+from .base import InputError, api_url_option, main, print_json, redact
 
 EXIT_AFFECTED = 3
 RECOVERED_SHOWN = 3
@@ -87,6 +84,10 @@ def _lookup(url: str | None, ally_ids: list[str]) -> dict[str, remediation.AllyR
     """The allies as the database sees them, or None without a database (a warning if unreachable)."""
     if not url:
         return None
+    import psycopg
+
+    from .. import db
+
     try:
         with db.connect(url) as conn:
             return remediation.lookup(conn, ally_ids)
@@ -99,6 +100,8 @@ def _lookup(url: str | None, ally_ids: list[str]) -> dict[str, remediation.AllyR
 
 def _audit(url: str, report: triage.Report) -> dict[str, list[dict]]:
     """Per affected ally, the audit rows of its failed attempts (503s have none: the database was down)."""
+    from .. import db
+
     with db.connect(url) as conn:
         return {stats.ally_id: remediation.audited_failures(conn, stats) for stats in report.affected()}
 
@@ -189,32 +192,3 @@ def _describe_record(record: remediation.AllyRecord, stats: triage.AllyStats) ->
     if not record.exists:
         return "no store has this id"
     return f"{record.name}, credentials {'set' if record.credentials_set else 'not set'} now"
-
-
-@main.group("demo")
-def demo_group() -> None:
-    """Reproducible demonstrations."""
-
-
-@demo_group.command("traffic")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("log/example.log"),
-    show_default=True,
-)
-@click.option("--seed", "seed_value", default=demo.DEFAULT_SEED, show_default=True)
-@click.option("--requests", default=demo.DEFAULT_REQUESTS, show_default=True, type=click.IntRange(1))
-def demo_traffic(out: Path, seed_value: int, requests: int) -> None:
-    """Write the access log of about three hours of simulated traffic through the real app.
-
-    Runs against a temporary database (created and dropped on the configured server), with a
-    simulated clock: the same seed gives the same file, byte for byte. This is how the project's
-    log/example.log is made.
-
-    \b
-    Example:
-        allies demo traffic --out /tmp/example.log
-    """
-    lines = demo.generate(db.database_url(settings()), out, seed_value, requests)
-    click.echo(f"allies: wrote {lines} lines to {out}", err=True)

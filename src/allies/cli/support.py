@@ -13,20 +13,10 @@ from rich.table import Table
 
 from .. import reports, stores
 from ..client import ApiUnreachable, Client
-from ..config import DEFAULT_API_URL
 from ..validation import parse_ally_id
-from .base import CommandFailed, InputError, json_option, main, open_db, print_json
+from .base import CommandFailed, InputError, api_url_option, json_option, main, open_db, print_json
 
 console = Console()
-api_url_option = click.option(
-    "--api-url",
-    envvar="ALLIES_URL",
-    default=DEFAULT_API_URL,
-    show_default=True,
-    help="Base URL of the allies API (env ALLIES_URL).",
-)
-
-
 # -- case 1 --------------------------------------------------------------------------------
 
 
