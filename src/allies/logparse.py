@@ -6,9 +6,9 @@ extra field after the size, `404 - 4729`. Every line is either valid or malforme
 guessed.
 
 Why polars: checking every line against the grammar is the costly step, and Rust's regex engine
-does it several times faster than Python's `re`. The block's per-ally aggregates are computed in
-polars too, so Python only handles a few rows per ally (see allies.triage for how blocks are
-read, run in parallel and merged).
+does it about seven times faster than Python's `re` (polars releases the GIL meanwhile, so blocks
+run in threads: see allies.triage). Per line, the work is a handful of whole-column operations;
+only the few lines that are not "plain" (below) and the lines mentioning /allies/ get more.
 """
 
 from __future__ import annotations
@@ -52,18 +52,6 @@ _STAMP_GROUP = re.compile(_FIELDS).groupindex["stamp"]
 _SEPARATORS = [chr(code) for code in range(1, 32) if chr(code) not in "\n\r"]
 _CREDENTIALS = r"^(?P<method>[A-Z]+) /allies/(?P<ally>[^/? ]*)/credentials/?(?:\?[^ ]*)? HTTP/[0-9.]+$"
 _ANY_ALLY = r"^(?P<method>[A-Z]+) /allies/(?P<ally>[^/? ]+)(?:[/?][^ ]*)? HTTP/[0-9.]+$"
-# The latest request of an ally: by time, then file, then line.
-LATEST = ("last_when", "last_file", "last_line")
-_ALLY_COLUMNS = (
-    "ally",
-    "requests",
-    "failures",
-    "first_failure",
-    "last_failure",
-    "clients",
-    *LATEST,
-    "last_ok",
-)
 
 
 @dataclass(frozen=True)
@@ -88,28 +76,47 @@ class BlockResult:
 
 def analyze_block(block: bytes, window: Window) -> BlockResult:
     """What one block of whole lines (each ending with a newline) says."""
-    lines = _lines_frame(block).with_row_index("index")
-    is_plain = lines["line"].str.contains(_PLAIN).fill_null(False)
-    line, status = pl.col("line"), pl.col("status")
-    # Plain lines: the status is the 3 bytes after the first `" ` (bytes: str.find counts bytes).
-    plain = lines.filter(is_plain).with_columns(
-        status=line.cast(pl.Binary).bin.slice(line.str.find('" ', literal=True) + 2, 3)
-    )
-    others = lines.filter(~is_plain).with_columns(
-        status=line.str.extract(LINE, _STATUS_GROUP).cast(pl.Binary)
-    )
-    malformed = others.filter(status.is_null())
-    valid = pl.concat([plain, others.filter(status.is_not_null())])
+    lines = _lines_frame(block).to_series()
+    valid = lines.str.contains(_PLAIN).fill_null(False)  # for now: the plain lines
+    # The status of a plain line: the 3 bytes after its first `" ` (str.find counts bytes).
+    status = lines.cast(pl.Binary).bin.slice(lines.str.find('" ', literal=True) + 2, 3)
+    others = _others(lines, ~valid)
+    malformed = others.filter(pl.col("status").is_null())
+    valid = valid.scatter(others["index"], others["status"].is_not_null())
+    status = status.scatter(others["index"], others["status"])
     if window:  # the time of every line is needed only to filter by it
-        valid = valid.filter(_inside(window, _utc(line.str.extract(_FIELDS, _STAMP_GROUP))))
+        valid = valid & _inside(window, lines)
+    allies = (valid & lines.str.contains("/allies/", literal=True)).arg_true()
     return BlockResult(
-        lines=lines.height,
-        parsed=lines.height - malformed.height,
-        in_window=valid.height,
-        statuses={int(code): n for code, n in valid["status"].value_counts().iter_rows()},
+        lines=lines.len(),
+        parsed=lines.len() - malformed.height,
+        in_window=int(valid.sum()),
+        statuses={int(code): n for code, n in status.filter(valid).value_counts().iter_rows()},
         malformed=[(i, text or "") for i, text, _ in malformed.head(MALFORMED_SAMPLES).iter_rows()],
-        ally_lines=_ally_lines(valid.filter(line.str.contains("/allies/", literal=True))),
+        ally_lines=_ally_lines(
+            pl.DataFrame({"index": allies, "line": lines.gather(allies), "status": status.gather(allies)})
+        ),
     )
+
+
+def _others(lines: pl.Series, mask: pl.Series) -> pl.DataFrame:
+    """index, line, status of the lines in `mask` (the few not plain): the full expression decides
+    whether each is valid (status) or malformed (no status)."""
+    index = mask.arg_true()
+    return pl.DataFrame({"index": index, "line": lines.gather(index)}).with_columns(
+        status=pl.col("line").str.extract(LINE, _STATUS_GROUP).cast(pl.Binary)
+    )
+
+
+def _inside(window: Window, lines: pl.Series) -> pl.Series:
+    """Whether each line's time is inside the window (a date like 31/Feb is in no window)."""
+    time = _utc(lines.str.extract(_FIELDS, _STAMP_GROUP))
+    inside = time.is_not_null()
+    if window.since:
+        inside = inside & (time >= window.since)
+    if window.until:
+        inside = inside & (time <= window.until)
+    return inside.fill_null(False)
 
 
 def _ally_lines(rows: pl.DataFrame) -> pl.DataFrame:
@@ -118,16 +125,7 @@ def _ally_lines(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.select("index", "status", fields=pl.col("line").str.extract_groups(_FIELDS)).unnest("fields")
 
 
-def _inside(window: Window, time: pl.Expr) -> pl.Expr:
-    inside = time.is_not_null()  # a date the calendar does not have (31/Feb) is in no window
-    if window.since:
-        inside = inside & (time >= window.since)
-    if window.until:
-        inside = inside & (time <= window.until)
-    return inside
-
-
-def _utc(stamp: pl.Expr) -> pl.Expr:
+def _utc(stamp: pl.Expr | pl.Series) -> pl.Expr | pl.Series:
     """`02/Nov/2023:22:24:12 -0500` (or the quirk `- 0500`) as UTC; null for 31/Feb and such."""
     return stamp.str.replace_all(" ", "", literal=True).str.to_datetime(
         "%d/%b/%Y:%H:%M:%S%z", time_zone="UTC", strict=False
@@ -201,27 +199,40 @@ def combine_failures(frames: list[pl.DataFrame]) -> pl.DataFrame:
 
 def _lines_frame(block: bytes) -> pl.DataFrame:
     """One row per line, exactly: polars' CSV reader with a separator byte absent from the block."""
+    try:  # nearly always: no \x01 in the block, and valid UTF-8 (checking first costs a pass)
+        return _read_lines(block, _SEPARATORS[0], "utf8")
+    except (pl.exceptions.PolarsError, _NotOneRowPerLine):
+        pass
     separator = next((s for s in _SEPARATORS if s.encode() not in block), None)
     if separator is not None:
-        for encoding in ("utf8", "utf8-lossy"):  # strict first: faster; lossy for odd bytes
+        for encoding in ("utf8", "utf8-lossy"):  # lossy: bytes that are not UTF-8 become U+FFFD
             try:
-                frame = pl.read_csv(
-                    block,
-                    has_header=False,
-                    separator=separator,
-                    quote_char=None,
-                    new_columns=["line"],
-                    schema={"line": pl.String},
-                    encoding=encoding,
-                )
-            except pl.exceptions.ComputeError:
+                return _read_lines(block, separator, encoding)
+            except (pl.exceptions.PolarsError, _NotOneRowPerLine):
                 continue
-            if _one_row_per_line(frame, block, exact_bytes=encoding == "utf8"):
-                return frame
     # Rare: every control byte occurs in the block, or the reader disagreed on line count.
     lines = block.split(b"\n")[:-1]
     decoded = [raw.decode("utf-8", "replace") for raw in lines]
     return pl.DataFrame({"line": decoded}, schema={"line": pl.String})
+
+
+class _NotOneRowPerLine(Exception):
+    pass
+
+
+def _read_lines(block: bytes, separator: str, encoding: str) -> pl.DataFrame:
+    frame = pl.read_csv(
+        block,
+        has_header=False,
+        separator=separator,
+        quote_char=None,
+        new_columns=["line"],
+        schema={"line": pl.String},
+        encoding=encoding,
+    )
+    if not _one_row_per_line(frame, block, exact_bytes=encoding == "utf8"):
+        raise _NotOneRowPerLine
+    return frame
 
 
 def _one_row_per_line(frame: pl.DataFrame, block: bytes, exact_bytes: bool) -> bool:

@@ -1,9 +1,10 @@
 """Case 4: triage of access logs — failed requests, affected allies and whether they recovered.
 
 Reads logs (plain or gzip, files or stdin) in blocks of whole lines; allies.logparse says what
-each block contains. Blocks of a plain file are read and analysed by threads, one per CPU (polars
-releases the GIL while it works), and merged in input order, so at most `workers + 1` blocks are
-in memory whatever the size of the log; per-ally rows are combined as they accumulate.
+each block contains. Blocks are analysed by threads, one more than CPUs (polars releases the GIL
+while it works; the threads of a plain file also read their own byte ranges), and merged in input
+order, so at most `workers + 1` blocks are in memory whatever the size of the log. The lines
+about allies are summarized per ally in batches, as they accumulate.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class AllyStats:
         }
 
 
-# -- reading inputs in chunks ---------------------------------------------------------------
+# -- reading inputs in blocks ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -298,8 +299,7 @@ def _merge(report: Report, file_index: int, block: logparse.BlockResult) -> None
 
 
 def _run_parallel(report: Report, jobs: Iterable, window: Window, workers: int) -> None:
-    """Chunks analysed in threads (polars releases the GIL), merged in input order; at most
-    `workers + 1` chunks are in memory at once, whatever the size of the input."""
+    """Blocks analysed in threads, merged in input order; at most `workers + 1` in memory at once."""
     pending: deque[tuple[int, Future]] = deque()
     with ThreadPoolExecutor(workers) as pool:
         for file_index, task in jobs:

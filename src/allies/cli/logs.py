@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from .. import remediation, triage
 from .base import InputError, api_url_option, main, print_json, redact
 
 EXIT_AFFECTED = 3
 RECOVERED_SHOWN = 3
-console = Console()
 
 
 @main.group("logs")
@@ -121,7 +119,16 @@ def _as_json(report: triage.Report, records, audits, api_url: str) -> dict:
     return data
 
 
+@functools.cache
+def _console():
+    from rich.console import Console  # only the report for people needs it: --json starts faster
+
+    return Console()
+
+
 def _print_report(report: triage.Report, records, audits, api_url: str) -> None:
+    from rich.table import Table
+
     summary = Table(title="Log triage", show_header=False)
     summary.add_row("files", ", ".join(f"{f['path']} ({f['lines']} lines)" for f in report.files))
     summary.add_row("lines", f"{report.total_lines} ({report.parsed} parsed, {report.malformed} malformed)")
@@ -134,7 +141,7 @@ def _print_report(report: triage.Report, records, audits, api_url: str) -> None:
     endpoint = "/allies/<id>/..." if report.all_endpoints else "credentials"
     summary.add_row(f"{endpoint} requests", str(report.credential_requests))
     summary.add_row(f"failed {endpoint} requests", str(report.failed_credential_requests))
-    console.print(summary)
+    _console().print(summary)
     if report.malformed_samples:
         _say(f"[bold]Lines that could not be parsed[/] (first {len(report.malformed_samples)}):")
         for sample in report.malformed_samples:
@@ -183,7 +190,7 @@ def _print_allies(report: triage.Report, records, audits, api_url: str) -> None:
 
 def _say(text: str, markup: bool = True) -> None:
     # soft_wrap: long commands stay on one line, so they can be copied as they are.
-    console.print(text, markup=markup, highlight=False, soft_wrap=True)
+    _console().print(text, markup=markup, highlight=False, soft_wrap=True)
 
 
 def _describe_record(record: remediation.AllyRecord, stats: triage.AllyStats) -> str:
