@@ -211,7 +211,7 @@ def test_many_blocks_in_several_threads_give_the_same_answer(tmp_path, monkeypat
     parallel = triage.analyze([path], workers=2)
     single = triage.analyze([path], workers=1)
     assert parallel.to_dict() == single.to_dict()
-    monkeypatch.setattr(triage, "ALLY_BATCH_LINES", 50)  # per-ally summaries folded many times
+    monkeypatch.setattr(triage, "ALLY_BATCH_REQUESTS", 50)  # per-ally summaries folded many times
     assert triage.analyze([path], workers=3).to_dict() == single.to_dict()
     assert parallel.to_dict()["statuses"] == dict(sorted(expected.items()))
     assert parallel.total_lines == len(lines)

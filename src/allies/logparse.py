@@ -70,11 +70,11 @@ class BlockResult:
     in_window: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (index in the block, text)
-    # The valid lines (in the window) that mention /allies/: index in the block, status and fields.
-    ally_lines: pl.DataFrame | None = None
+    # The requests (valid, in the window) to the ally endpoint: see `_ally_requests`.
+    ally_requests: pl.DataFrame | None = None
 
 
-def analyze_block(block: bytes, window: Window) -> BlockResult:
+def analyze_block(block: bytes, window: Window, all_endpoints: bool) -> BlockResult:
     """What one block of whole lines (each ending with a newline) says."""
     lines = _lines_frame(block).to_series()
     valid = lines.str.contains(_PLAIN).fill_null(False)  # for now: the plain lines
@@ -93,8 +93,9 @@ def analyze_block(block: bytes, window: Window) -> BlockResult:
         in_window=int(valid.sum()),
         statuses={int(code): n for code, n in status.filter(valid).value_counts().iter_rows()},
         malformed=[(i, text or "") for i, text, _ in malformed.head(MALFORMED_SAMPLES).iter_rows()],
-        ally_lines=_ally_lines(
-            pl.DataFrame({"index": allies, "line": lines.gather(allies), "status": status.gather(allies)})
+        ally_requests=_ally_requests(
+            pl.DataFrame({"index": allies, "line": lines.gather(allies), "status": status.gather(allies)}),
+            all_endpoints,
         ),
     )
 
@@ -119,10 +120,25 @@ def _inside(window: Window, lines: pl.Series) -> pl.Series:
     return inside.fill_null(False)
 
 
-def _ally_lines(rows: pl.DataFrame) -> pl.DataFrame:
-    """index, status, host, stamp, request of valid lines. New strings: a filtered frame would keep
-    its whole block in memory."""
-    return rows.select("index", "status", fields=pl.col("line").str.extract_groups(_FIELDS)).unnest("fields")
+def _ally_requests(rows: pl.DataFrame, all_endpoints: bool) -> pl.DataFrame:
+    """index, ally, method, host, when, status of each of `rows` (valid lines mentioning /allies/:
+    index, line, status) that is a request to the ally endpoint. New strings, not views of the
+    block: the block is freed once analysed."""
+    target = _ANY_ALLY if all_endpoints else _CREDENTIALS
+    fields = pl.col("line").str.extract_groups(_FIELDS)
+    return (
+        rows.lazy()
+        .select(
+            "index",
+            target=fields.struct.field("request").str.extract_groups(target),
+            host=fields.struct.field("host"),
+            when=_utc(fields.struct.field("stamp")),
+            status=pl.col("status").cast(pl.String).cast(pl.Int32),
+        )
+        .unnest("target")
+        .drop_nulls(["ally", "when"])  # another endpoint; or a date the calendar does not have (skipped)
+        .collect()
+    )
 
 
 def _utc(stamp: pl.Expr | pl.Series) -> pl.Expr | pl.Series:
@@ -132,12 +148,10 @@ def _utc(stamp: pl.Expr | pl.Series) -> pl.Expr | pl.Series:
     )
 
 
-def summarize_allies(
-    ally_lines: list[pl.DataFrame], all_endpoints: bool
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(one row per ally, failures per (ally, status, method)) of several blocks' /allies/ lines,
-    already `place`d. Run on many blocks at once: each polars call has a fixed cost."""
-    requests = _ally_requests(pl.concat(ally_lines), all_endpoints)
+def summarize_allies(requests: list[pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(one row per ally, failures per (ally, status, method)) of several blocks' requests to the
+    ally endpoint, already `place`d. Run on many blocks at once: each polars call has a fixed cost."""
+    requests = pl.concat(requests).lazy()
     failed, when, order = pl.col("status") >= 400, pl.col("when"), ("when", "file", "line_no")
     per_ally = requests.group_by("ally", maintain_order=True).agg(
         requests=pl.len().cast(pl.Int64),
@@ -151,27 +165,9 @@ def summarize_allies(
     return tuple(pl.collect_all([per_ally, failures]))
 
 
-def _ally_requests(lines: pl.DataFrame, all_endpoints: bool) -> pl.LazyFrame:
-    """ally, file, line_no, host, when, method, status: each request in `lines` to the endpoint."""
-    target = _ANY_ALLY if all_endpoints else _CREDENTIALS
-    return (
-        lines.lazy()
-        .select(
-            "file",
-            "line_no",
-            "host",
-            when=_utc(pl.col("stamp")),
-            target=pl.col("request").str.extract_groups(target),
-            status=pl.col("status").cast(pl.String).cast(pl.Int32),
-        )
-        .unnest("target")
-        .drop_nulls(["ally", "when"])  # another endpoint; or a date the calendar does not have (skipped)
-    )
-
-
-def place(ally_lines: pl.DataFrame, file_index: int, first_line: int) -> pl.DataFrame:
-    """A block's /allies/ lines with their place in the whole input: file index and line number."""
-    return ally_lines.with_columns(
+def place(requests: pl.DataFrame, file_index: int, first_line: int) -> pl.DataFrame:
+    """A block's requests with their place in the whole input: file index and line number."""
+    return requests.with_columns(
         file=pl.lit(file_index, pl.Int64), line_no=pl.col("index").cast(pl.Int64) + first_line + 1
     ).drop("index")
 

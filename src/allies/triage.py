@@ -28,8 +28,8 @@ from .logparse import Window
 from .validation import ALLY_ID_PATTERN
 
 CHUNK_BYTES = 8 * 1024 * 1024
-# Lines mentioning /allies/ kept from merged blocks before they are summarized per ally.
-ALLY_BATCH_LINES = 100_000
+# Requests to the ally endpoint kept from merged blocks before they are summarized per ally.
+ALLY_BATCH_REQUESTS = 20_000
 
 
 class TriageError(Exception):
@@ -105,9 +105,9 @@ class RangeTask:
         return handle.tell()
 
 
-def _run_task(task: RangeTask | bytes, window: Window) -> logparse.BlockResult:
+def _run_task(task: RangeTask | bytes, window: Window, all_endpoints: bool) -> logparse.BlockResult:
     block = task.read() if isinstance(task, RangeTask) else task
-    return logparse.analyze_block(block, window) if block else logparse.BlockResult()
+    return logparse.analyze_block(block, window, all_endpoints) if block else logparse.BlockResult()
 
 
 def _open_input(path: str, stack: ExitStack) -> tuple[BinaryIO, bool]:
@@ -165,8 +165,8 @@ class Report:
     malformed_samples: list[dict] = field(default_factory=list)
     allies: dict[str, AllyStats] = field(default_factory=dict)  # filled by `finish`
     all_endpoints: bool = False
-    # Lines mentioning /allies/ not yet summarized, and the summary so far (polars frames).
-    _ally_lines: list = field(default_factory=list, repr=False)
+    # Requests to the ally endpoint not yet summarized, and the summary so far (polars frames).
+    _ally_requests: list = field(default_factory=list, repr=False)
     _summary: tuple | None = field(default=None, repr=False)
 
     @property
@@ -229,22 +229,22 @@ class Report:
             self.malformed_samples.append(
                 {"file": self.files[file_index]["path"], "line": first_line + index + 1, "text": text[:200]}
             )
-        if block.ally_lines is not None and not block.ally_lines.is_empty():
-            self._ally_lines.append(logparse.place(block.ally_lines, file_index, first_line))
-            if sum(frame.height for frame in self._ally_lines) >= ALLY_BATCH_LINES:
+        if block.ally_requests is not None and not block.ally_requests.is_empty():
+            self._ally_requests.append(logparse.place(block.ally_requests, file_index, first_line))
+            if sum(frame.height for frame in self._ally_requests) >= ALLY_BATCH_REQUESTS:
                 self._summarize()
 
     def _summarize(self) -> None:
-        """Fold the pending /allies/ lines into the per-ally summary (bounded memory)."""
-        allies, failures = logparse.summarize_allies(self._ally_lines, self.all_endpoints)
+        """Fold the pending requests into the per-ally summary (bounded memory)."""
+        allies, failures = logparse.summarize_allies(self._ally_requests)
         if self._summary is not None:
             allies = logparse.combine_allies([self._summary[0], allies])
             failures = logparse.combine_failures([self._summary[1], failures])
-        self._summary, self._ally_lines = (allies, failures), []
+        self._summary, self._ally_requests = (allies, failures), []
 
     def finish(self) -> None:
         """Turn what the merged blocks say about each ally into `allies`."""
-        if self._ally_lines:
+        if self._ally_requests:
             self._summarize()
         if self._summary is None:
             return
@@ -280,9 +280,9 @@ def analyze(
     jobs = chain(head, jobs)
     if len(head) < 2 or workers == 1:  # a single block: not worth starting threads
         for file_index, task in jobs:
-            _merge(report, file_index, _run_task(task, window))
+            _merge(report, file_index, _run_task(task, window, all_endpoints))
     else:
-        _run_parallel(report, jobs, window, workers)
+        _run_parallel(report, jobs, window, all_endpoints, workers)
     report.finish()
     return report
 
@@ -298,12 +298,12 @@ def _merge(report: Report, file_index: int, block: logparse.BlockResult) -> None
     entry["lines"] += block.lines
 
 
-def _run_parallel(report: Report, jobs: Iterable, window: Window, workers: int) -> None:
+def _run_parallel(report: Report, jobs: Iterable, window: Window, all_endpoints: bool, workers: int) -> None:
     """Blocks analysed in threads, merged in input order; at most `workers + 1` in memory at once."""
     pending: deque[tuple[int, Future]] = deque()
     with ThreadPoolExecutor(workers) as pool:
         for file_index, task in jobs:
-            pending.append((file_index, pool.submit(_run_task, task, window)))
+            pending.append((file_index, pool.submit(_run_task, task, window, all_endpoints)))
             if len(pending) > workers:
                 index, future = pending.popleft()
                 _merge(report, index, future.result())
