@@ -26,6 +26,7 @@ os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1,tcache:false")
 import polars as pl  # noqa: E402 - after the allocator setting
 
 MALFORMED_SAMPLES = 5
+ALLY_SLICE = 16384  # lines about allies analysed at a time
 MAX_CLIENTS_LISTED = 20
 _MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _TIME = rf"(?:0[1-9]|[12][0-9]|3[01])/{_MONTH}/[0-9]{{4}}:(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)"
@@ -46,12 +47,14 @@ _PLAIN = (
     rf"\[{_TIME} ?[-+] ?[0-9]{{4}}\] "
     r'"(?:[^ "\\][^"\\]*)?" [1-5][0-9]{2} (?:[0-9]+|-)(?: |\r?$)'
 )
-# The fields of a line already known to be valid: a short expression, so captures stay cheap.
-_FIELDS = r'^(?P<host>[^ ]+) [^ ]+ [^ ]+ \[(?P<stamp>[^\]]*)\] "(?P<request>(?:[^"\\]|\\.)*)" '
-_STAMP_GROUP = re.compile(_FIELDS).groupindex["stamp"]
+# On a line already known to be valid, short expressions find the fields: captures stay cheap.
+_STAMP = r"^[^ ]+ [^ ]+ [^ ]+ \[([^\]]*)\] "
 _SEPARATORS = [chr(code) for code in range(1, 32) if chr(code) not in "\n\r"]
-_CREDENTIALS = r"^(?P<method>[A-Z]+) /allies/(?P<ally>[^/? ]*)/credentials/?(?:\?[^ ]*)? HTTP/[0-9.]+$"
-_ANY_ALLY = r"^(?P<method>[A-Z]+) /allies/(?P<ally>[^/? ]+)(?:[/?][^ ]*)? HTTP/[0-9.]+$"
+# A request to the ally endpoint: the credentials one, or (--all-endpoints) any under /allies/<id>.
+_CREDENTIALS = r"(?P<method>[A-Z]+) /allies/(?P<ally>[^/? ]*)/credentials/?(?:\?[^ ]*)? HTTP/[0-9.]+"
+_ANY_ALLY = r"(?P<method>[A-Z]+) /allies/(?P<ally>[^/? ]+)(?:[/?][^ ]*)? HTTP/[0-9.]+"
+# Where a valid line's request ends: the first unescaped quote, always followed by a space.
+_REQUEST_FIELDS = r'^(?P<host>[^ ]+) [^ ]+ [^ ]+ \[(?P<stamp>[^\]]*)\] "{}" '
 
 
 @dataclass(frozen=True)
@@ -76,26 +79,43 @@ class BlockResult:
 
 def analyze_block(block: bytes, window: Window, all_endpoints: bool) -> BlockResult:
     """What one block of whole lines (each ending with a newline) says."""
-    lines = _lines_frame(block).to_series()
-    valid = lines.str.contains(_PLAIN).fill_null(False)  # for now: the plain lines
-    # The status of a plain line: the 3 bytes after its first `" ` (str.find counts bytes).
-    status = lines.cast(pl.Binary).bin.slice(lines.str.find('" ', literal=True) + 2, 3)
+    if not block:
+        return BlockResult()
+    frame = _lines_frame(block)
+    del block  # copied into the frame: free it now (the caller keeps no reference)
+    line = pl.col("line")
+    # The work on every line, in one query run by this thread (the other threads have theirs).
+    columns = frame.with_columns_seq(
+        plain=line.str.contains(_PLAIN).fill_null(False),
+        # The status of a plain line: the 3 bytes after its first `" ` (str.find counts bytes).
+        status=line.cast(pl.Binary).bin.slice(line.str.find('" ', literal=True) + 2, 3),
+        mentions=line.str.contains("/allies/", literal=True),
+    )
+    lines, valid, status = columns["line"], columns["plain"], columns["status"]
     others = _others(lines, ~valid)
     malformed = others.filter(pl.col("status").is_null())
     valid = valid.scatter(others["index"], others["status"].is_not_null())
     status = status.scatter(others["index"], others["status"])
     if window:  # the time of every line is needed only to filter by it
         valid = valid & _inside(window, lines)
-    allies = (valid & lines.str.contains("/allies/", literal=True)).arg_true()
+    allies = (valid & columns["mentions"]).arg_true()
     return BlockResult(
         lines=lines.len(),
         parsed=lines.len() - malformed.height,
         in_window=int(valid.sum()),
         statuses={int(code): n for code, n in status.filter(valid).value_counts().iter_rows()},
         malformed=[(i, text or "") for i, text, _ in malformed.head(MALFORMED_SAMPLES).iter_rows()],
-        ally_requests=_ally_requests(
-            pl.DataFrame({"index": allies, "line": lines.gather(allies), "status": status.gather(allies)}),
-            all_endpoints,
+        ally_requests=pl.concat(
+            [
+                _ally_requests(
+                    pl.DataFrame({"index": part, "line": lines.gather(part), "status": status.gather(part)}),
+                    all_endpoints,
+                )
+                # In slices: a log of only credentials requests must not double the block's memory.
+                for part in (
+                    allies.slice(start, ALLY_SLICE) for start in range(0, max(allies.len(), 1), ALLY_SLICE)
+                )
+            ]
         ),
     )
 
@@ -111,7 +131,7 @@ def _others(lines: pl.Series, mask: pl.Series) -> pl.DataFrame:
 
 def _inside(window: Window, lines: pl.Series) -> pl.Series:
     """Whether each line's time is inside the window (a date like 31/Feb is in no window)."""
-    time = _utc(lines.str.extract(_FIELDS, _STAMP_GROUP))
+    time = _utc(lines.str.extract(_STAMP, 1))
     inside = time.is_not_null()
     if window.since:
         inside = inside & (time >= window.since)
@@ -121,22 +141,26 @@ def _inside(window: Window, lines: pl.Series) -> pl.Series:
 
 
 def _ally_requests(rows: pl.DataFrame, all_endpoints: bool) -> pl.DataFrame:
-    """index, ally, method, host, when, status of each of `rows` (valid lines mentioning /allies/:
-    index, line, status) that is a request to the ally endpoint. New strings, not views of the
-    block: the block is freed once analysed."""
-    target = _ANY_ALLY if all_endpoints else _CREDENTIALS
-    fields = pl.col("line").str.extract_groups(_FIELDS)
+    """index, host, stamp→when, method, ally, status of each of `rows` (valid lines mentioning
+    /allies/: index, line, status) that is a request to the ally endpoint. New strings, not views
+    of the block: the block is freed once analysed."""
+    pattern = _REQUEST_FIELDS.format(_ANY_ALLY if all_endpoints else _CREDENTIALS)
     return (
         rows.lazy()
         .select(
             "index",
-            target=fields.struct.field("request").str.extract_groups(target),
-            host=fields.struct.field("host"),
-            when=_utc(fields.struct.field("stamp")),
+            fields=pl.col("line").str.extract_groups(pattern),
             status=pl.col("status").cast(pl.String).cast(pl.Int32),
         )
-        .unnest("target")
-        .drop_nulls(["ally", "when"])  # another endpoint; or a date the calendar does not have (skipped)
+        .unnest("fields")
+        .drop_nulls("ally")  # another endpoint
+        # The client and the method matter only for failures: no copies of them for the others.
+        .with_columns(
+            pl.when(pl.col("status") >= 400).then(pl.col("host", "method")),
+            when=_utc(pl.col("stamp")),
+        )
+        .drop("stamp")
+        .drop_nulls("when")  # a date the calendar does not have (31/Feb): skipped
         .collect()
     )
 

@@ -91,7 +91,7 @@ class RangeTask:
             if begin >= stop:
                 return b""
             handle.seek(begin)
-            block = handle.read(stop - begin)  # one read, no copy: blocks are 16 MiB
+            block = handle.read(stop - begin)  # one read into one new bytes object
         return block if block.endswith(b"\n") else block + b"\n"
 
     @staticmethod
@@ -106,8 +106,10 @@ class RangeTask:
 
 
 def _run_task(task: RangeTask | bytes, window: Window, all_endpoints: bool) -> logparse.BlockResult:
-    block = task.read() if isinstance(task, RangeTask) else task
-    return logparse.analyze_block(block, window, all_endpoints) if block else logparse.BlockResult()
+    # The block is passed on without a local name, so that analyze_block can free it early.
+    if isinstance(task, RangeTask):
+        return logparse.analyze_block(task.read(), window, all_endpoints)
+    return logparse.analyze_block(task, window, all_endpoints)
 
 
 def _open_input(path: str, stack: ExitStack) -> tuple[BinaryIO, bool]:
