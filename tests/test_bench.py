@@ -20,7 +20,7 @@ def test_bench_triage_runs_side_by_side_and_prints_ratio_and_memory():
     )
     assert result.returncode == 0, result.stderr
     lines = dict(line.split("  ", 1) for line in result.stdout.splitlines())
-    assert "MB/s" in lines["grep|awk|sort|uniq"] and "peak memory" in lines["allies logs triage"]
+    assert "MB/s" in lines["grep|awk|sort|uniq"] and "peak RSS" in lines["allies logs triage"]
     assert lines["ratio triage / pipeline"].strip().endswith("x")
     naive, exact = (int(word) for word in lines["failed requests"].replace(",", "").split() if word.isdigit())
     assert naive > exact > 0  # the naive pipeline over-counts
