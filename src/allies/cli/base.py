@@ -14,7 +14,6 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from ..config import DEFAULT_API_URL, ConfigError, Settings
-from ..embedded import EmbeddedError
 from ..validation import AllyNotFound, Rejected
 
 if TYPE_CHECKING:
@@ -103,13 +102,18 @@ def _known_failure(exc: Exception) -> click.ClickException | None:
         return InputError(exc.detail)
     if isinstance(exc, ConfigError):
         return InputError(str(exc))
-    # An exception of the database driver or the seeder means that their module is loaded.
-    psycopg, seed = sys.modules.get("psycopg"), sys.modules.get("allies.seed")
-    if isinstance(exc, EmbeddedError) or (seed and isinstance(exc, seed.SeedError)):
+    if _raised_by(exc, "allies.embedded", "EmbeddedError") or _raised_by(exc, "allies.seed", "SeedError"):
         return CommandFailed(str(exc))
-    if psycopg and isinstance(exc, psycopg.OperationalError):
+    if _raised_by(exc, "psycopg", "OperationalError"):
         return CommandFailed("the database is unreachable; is it running? (check DATABASE_URL / DB_PORT)")
     return None
+
+
+def _raised_by(exc: Exception, module: str, name: str) -> bool:
+    """Whether `exc` is a `module.name`. A module that is not loaded raised nothing, so checking
+    does not load it (the database driver, Faker and the embedded server are slow to import)."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(exc, getattr(loaded, name))
 
 
 def settings() -> Settings:
