@@ -105,11 +105,21 @@ class RangeTask:
         return handle.tell()
 
 
-def _run_task(task: RangeTask | bytes, window: Window, all_endpoints: bool) -> logparse.BlockResult:
+class StreamBlock:
+    """Lines already read from a stream (gzip, stdin). Handed over once: the task queue keeps no
+    reference to them, so they are freed as soon as they are parsed."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read(self) -> bytes:
+        data, self._data = self._data, b""
+        return data
+
+
+def _run_task(task: RangeTask | StreamBlock, window: Window, all_endpoints: bool) -> logparse.BlockResult:
     # The block is passed on without a local name, so that analyze_block can free it early.
-    if isinstance(task, RangeTask):
-        return logparse.analyze_block(task.read(), window, all_endpoints)
-    return logparse.analyze_block(task, window, all_endpoints)
+    return logparse.analyze_block(task.read(), window, all_endpoints)
 
 
 def _open_input(path: str, stack: ExitStack) -> tuple[BinaryIO, bool]:
@@ -124,25 +134,21 @@ def _open_input(path: str, stack: ExitStack) -> tuple[BinaryIO, bool]:
     return buffered, path != "-" and Path(path).is_file()
 
 
-def _stream_blocks(stream: BinaryIO, path: str) -> Iterator[bytes]:
-    rest = b""
+def _stream_blocks(stream: BinaryIO, path: str) -> Iterator[StreamBlock]:
+    """Blocks of whole lines from a stream: about CHUNK_BYTES, then up to the end of that line."""
     while True:
         try:
             data = stream.read(CHUNK_BYTES)
+            rest = stream.readline() if data and not data.endswith(b"\n") else b""
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise TriageError(f"cannot read {path}: {exc}") from None
         if not data:
-            break
-        data = rest + data
-        cut = data.rfind(b"\n") + 1
-        rest = data[cut:]
-        if cut:
-            yield data[:cut]
-    if rest:
-        yield rest + b"\n"
+            return
+        block = data + rest if rest else data
+        yield StreamBlock(block if block.endswith(b"\n") else block + b"\n")
 
 
-def _tasks(path: str) -> Iterator[RangeTask | bytes]:
+def _tasks(path: str) -> Iterator[RangeTask | StreamBlock]:
     with ExitStack() as stack:
         stream, plain = _open_input(path, stack)
         if plain:
@@ -289,7 +295,7 @@ def analyze(
     return report
 
 
-def _with_file(report: Report, index: int, path: str) -> Iterator[RangeTask | bytes]:
+def _with_file(report: Report, index: int, path: str) -> Iterator[RangeTask | StreamBlock]:
     report.files.append({"path": path, "lines": 0})
     yield from _tasks(path)
 
