@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -219,12 +220,7 @@ def combine_failures(frames: list[pl.DataFrame]) -> pl.DataFrame:
 
 def _lines_frame(block: bytes) -> pl.DataFrame:
     """One row per line, exactly: polars' CSV reader with a separator byte absent from the block."""
-    try:  # nearly always: no \x01 in the block, and valid UTF-8 (checking first costs a pass)
-        return _read_lines(block, _SEPARATORS[0], "utf8")
-    except (pl.exceptions.PolarsError, _NotOneRowPerLine):
-        pass
-    separator = next((s for s in _SEPARATORS if s.encode() not in block), None)
-    if separator is not None:
+    for separator in _separators(block):
         for encoding in ("utf8", "utf8-lossy"):  # lossy: bytes that are not UTF-8 become U+FFFD
             try:
                 return _read_lines(block, separator, encoding)
@@ -234,6 +230,16 @@ def _lines_frame(block: bytes) -> pl.DataFrame:
     lines = block.split(b"\n")[:-1]
     decoded = [raw.decode("utf-8", "replace") for raw in lines]
     return pl.DataFrame({"line": decoded}, schema={"line": pl.String})
+
+
+def _separators(block: bytes) -> Iterator[str]:
+    """\x01, which a log nearly never holds: tried before searching the block for it (a pass);
+    if the block does hold it, the first control byte it does not hold."""
+    yield _SEPARATORS[0]
+    if _SEPARATORS[0].encode() in block:
+        absent = next((s for s in _SEPARATORS[1:] if s.encode() not in block), None)
+        if absent is not None:
+            yield absent
 
 
 class _NotOneRowPerLine(Exception):

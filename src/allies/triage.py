@@ -65,7 +65,7 @@ class AllyStats:
             "valid_id": self.valid_id,
             "requests": self.requests,
             "failures": self.failures,
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "statuses": _by_status(self.statuses),
             "methods": dict(sorted(self.methods.items())),
             "first_failure": _iso(self.first_failure),
             "last_failure": _iso(self.last_failure),
@@ -217,7 +217,7 @@ class Report:
             "window": {"since": _iso(self.window.since), "until": _iso(self.window.until)},
             "requests_in_window": self.in_window,
             "status_classes": self.status_classes(),
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "statuses": _by_status(self.statuses),
             "failed_requests": self.failed_requests,
             "endpoint": "/allies/<id>/..." if self.all_endpoints else "/allies/<id>/credentials",
             "credential_requests": self.credential_requests,
@@ -317,6 +317,11 @@ def _run_parallel(report: Report, jobs: Iterable, window: Window, all_endpoints:
                 _merge(report, index, future.result())
         for index, future in pending:
             _merge(report, index, future.result())
+
+
+def _by_status(counts: Counter) -> dict[str, int]:
+    """Counts per status as JSON wants them: string keys, in status order."""
+    return {str(status): n for status, n in sorted(counts.items())}
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
