@@ -158,23 +158,46 @@ MUTATIONS = [
     lambda line, rng: line.replace(" HTTP", "\udcff HTTP", 1),  # not UTF-8 (byte 0xFF once written)
     # 3x/Feb: the pattern accepts the day, the calendar does not
     lambda line, rng: line.replace("[0", "[3", 1).replace("/Mar/", "/Feb/", 1),
+    lambda line, rng: line.replace('"GET ', '"get ', 1).replace('"POST ', '"post ', 1),  # not a method
+    lambda line, rng: line.replace(" /", "  /", 1),  # two spaces before the path
 ]
+# Near misses of a request to the ally endpoint, and hits with a query string.
+PATHS = ["/health", "/x/500/404", "/allies", "/alliesx/1", f"/x/allies/{A}/credentials", f"/allies/{A}/other"]
+PATHS += [f"/allies/{A}/credentials", f"/allies/{B}/credentials?retry=1", "/allies/not-an-id/credentials"]
+CREDENTIALS_REQUEST = re.compile(r"[A-Z]+ /allies/([^/? ]*)/credentials/?(?:\?[^ ]*)? HTTP/[0-9.]+")
 
 
 def reference(lines: list[str]) -> dict:
     """What the line grammar says, one line at a time with Python's `re`: slow, obviously right."""
     grammar, statuses, parsed = re.compile(logparse.LINE), Counter(), 0
+    requests, failures = Counter(), Counter()
     for line in lines:
         text = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # as read from disk
         found = grammar.match(text.removesuffix("\r"))
-        if found:
-            parsed += 1
-            statuses[found["status"]] += 1
+        if not found:
+            continue
+        parsed += 1
+        statuses[found["status"]] += 1
+        ally = CREDENTIALS_REQUEST.fullmatch(found["request"])
+        if ally and _real_date(found):
+            requests[ally[1]] += 1
+            failures[ally[1]] += int(found["status"]) >= 400
     return {
         "total_lines": len(lines),
         "malformed": len(lines) - parsed,
         "statuses": dict(sorted(statuses.items())),
+        "credential_requests": requests.total(),
+        "failed_credential_requests": failures.total(),
+        "failures_per_ally": {ally: n for ally, n in failures.items() if n},
     }
+
+
+def _real_date(found: re.Match) -> bool:
+    try:
+        datetime.strptime(f"{found['time']}{found['sign']}{found['zone']}", "%d/%b/%Y:%H:%M:%S%z")
+    except ValueError:  # 31/Feb and such: the pattern accepts the day, the calendar does not
+        return False
+    return True
 
 
 def test_odd_but_valid_lines_give_the_same_answers_as_the_grammar_line_by_line(tmp_path, monkeypatch):
@@ -182,14 +205,16 @@ def test_odd_but_valid_lines_give_the_same_answers_as_the_grammar_line_by_line(t
     lines = []
     for minute in range(3_000):
         status = rng.choice([200, 301, 400, 404, 500, 503])
-        path = rng.choice(["/health", f"/allies/{A}/credentials", "/x/500/404"])
+        path = rng.choice(PATHS)
         line = common(minute % 50, rng.choice(["GET", "POST"]), path, status, size=rng.choice(["12", "-"]))
         lines.append(rng.choice(MUTATIONS)(line, rng))
     path = write(tmp_path / "odd.log", lines)
     monkeypatch.setattr(triage, "CHUNK_BYTES", 16 * 1024)  # several blocks, several threads
     data = triage.analyze([path]).to_dict()
-    assert {key: data[key] for key in ("total_lines", "malformed", "statuses")} == reference(lines)
-    assert 0 < data["malformed"] < len(lines) // 2
+    data["failures_per_ally"] = {ally["ally_id"]: ally["failures"] for ally in data["affected_allies"]}
+    expected = reference(lines)
+    assert {key: data[key] for key in expected} == expected
+    assert 0 < data["malformed"] < len(lines) // 2 and data["failed_credential_requests"] > 0
 
 
 def test_many_blocks_in_several_threads_give_the_same_answer(tmp_path, monkeypatch):
@@ -211,7 +236,7 @@ def test_many_blocks_in_several_threads_give_the_same_answer(tmp_path, monkeypat
     parallel = triage.analyze([path], workers=2)
     single = triage.analyze([path], workers=1)
     assert parallel.to_dict() == single.to_dict()
-    monkeypatch.setattr(triage, "ALLY_BATCH_REQUESTS", 50)  # per-ally summaries folded many times
+    monkeypatch.setattr(triage, "ALLY_BATCH_LINES", 50)  # per-ally summaries folded many times
     assert triage.analyze([path], workers=3).to_dict() == single.to_dict()
     assert parallel.to_dict()["statuses"] == dict(sorted(expected.items()))
     assert parallel.total_lines == len(lines)

@@ -27,7 +27,6 @@ os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1,tcache:false")
 import polars as pl  # noqa: E402 - after the allocator setting
 
 MALFORMED_SAMPLES = 5
-ALLY_SLICE = 16384  # lines about allies analysed at a time
 MAX_CLIENTS_LISTED = 20
 _MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _TIME = rf"(?:0[1-9]|[12][0-9]|3[01])/{_MONTH}/[0-9]{{4}}:(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)"
@@ -42,7 +41,8 @@ _STATUS_GROUP = re.compile(LINE).groupindex["status"]
 # Most lines, and only valid ones: no quote or backslash before the request or inside it, no space
 # opening it. In these the first `" ` closes the request, so the status is found by a substring
 # search. Checking this (no captures, and it may stop after the size) is the costly step per line;
-# only the other lines go through LINE with captures, which is about twice as slow.
+# only the other lines go through LINE with captures, which is about twice as slow. (Requests to
+# /allies/ stay plain: they are most of the app's own log.)
 _PLAIN = (
     r'^[^ "\\]+ [^ "\\]+ [^ "\\]+ '
     rf"\[{_TIME} ?[-+] ?[0-9]{{4}}\] "
@@ -74,8 +74,9 @@ class BlockResult:
     in_window: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (index in the block, text)
-    # The requests (valid, in the window) to the ally endpoint: see `_ally_requests`.
-    ally_requests: pl.DataFrame | None = None
+    # The valid lines (in the window) that mention /allies/: index, line, status. Which of them are
+    # requests to the ally endpoint is decided later, for many blocks at once (`summarize_allies`).
+    ally_lines: pl.DataFrame | None = None
 
 
 def analyze_block(block: bytes, window: Window, all_endpoints: bool) -> BlockResult:
@@ -99,24 +100,16 @@ def analyze_block(block: bytes, window: Window, all_endpoints: bool) -> BlockRes
     status = status.scatter(others["index"], others["status"])
     if window:  # the time of every line is needed only to filter by it
         valid = valid & _inside(window, lines)
-    allies = (valid & columns["mentions"]).arg_true()
+    about_allies = (valid & columns["mentions"]).arg_true()
     return BlockResult(
         lines=lines.len(),
         parsed=lines.len() - malformed.height,
         in_window=int(valid.sum()),
         statuses={int(code): n for code, n in status.filter(valid).value_counts().iter_rows()},
         malformed=[(i, text or "") for i, text, _ in malformed.head(MALFORMED_SAMPLES).iter_rows()],
-        ally_requests=pl.concat(
-            [
-                _ally_requests(
-                    pl.DataFrame({"index": part, "line": lines.gather(part), "status": status.gather(part)}),
-                    all_endpoints,
-                )
-                # In slices: a log of only credentials requests must not double the block's memory.
-                for part in (
-                    allies.slice(start, ALLY_SLICE) for start in range(0, max(allies.len(), 1), ALLY_SLICE)
-                )
-            ]
+        # Copies (gather compacts them), so the block's memory is freed once it is analysed.
+        ally_lines=pl.DataFrame(
+            {"index": about_allies, "line": lines.gather(about_allies), "status": status.gather(about_allies)}
         ),
     )
 
@@ -141,21 +134,21 @@ def _inside(window: Window, lines: pl.Series) -> pl.Series:
     return inside.fill_null(False)
 
 
-def _ally_requests(rows: pl.DataFrame, all_endpoints: bool) -> pl.DataFrame:
-    """index, host, stamp→when, method, ally, status of each of `rows` (valid lines mentioning
-    /allies/: index, line, status) that is a request to the ally endpoint. New strings, not views
-    of the block: the block is freed once analysed."""
+def _ally_requests(lines: pl.DataFrame, all_endpoints: bool) -> pl.DataFrame:
+    """file, line_no, host, when, method, ally, status of each of `lines` (valid lines mentioning
+    /allies/, `place`d: file, line_no, line, status) that is a request to the ally endpoint."""
     pattern = _REQUEST_FIELDS.format(_ANY_ALLY if all_endpoints else _CREDENTIALS)
     return (
-        rows.lazy()
+        lines.lazy()
         .select(
-            "index",
+            "file",
+            "line_no",
             fields=pl.col("line").str.extract_groups(pattern),
             status=pl.col("status").cast(pl.String).cast(pl.Int32),
         )
         .unnest("fields")
         .drop_nulls("ally")  # another endpoint
-        # The client and the method matter only for failures: no copies of them for the others.
+        # The client and the method matter only for failures.
         .with_columns(
             pl.when(pl.col("status") >= 400).then(pl.col("host", "method")),
             when=_utc(pl.col("stamp")),
@@ -173,10 +166,11 @@ def _utc(stamp: pl.Expr | pl.Series) -> pl.Expr | pl.Series:
     )
 
 
-def summarize_allies(requests: list[pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(one row per ally, failures per (ally, status, method)) of several blocks' requests to the
-    ally endpoint, already `place`d. Run on many blocks at once: each polars call has a fixed cost."""
-    requests = pl.concat(requests).lazy()
+def summarize_allies(lines: list[pl.DataFrame], all_endpoints: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(one row per ally, failures per (ally, status, method)) of the requests to the ally endpoint
+    among several blocks' `ally_lines`, already `place`d. Run on many blocks at once: each polars
+    call has a fixed cost (about 0.1 ms), which would otherwise be paid by every block."""
+    requests = _ally_requests(pl.concat(lines), all_endpoints).lazy()
     failed, when, order = pl.col("status") >= 400, pl.col("when"), ("when", "file", "line_no")
     per_ally = requests.group_by("ally", maintain_order=True).agg(
         requests=pl.len().cast(pl.Int64),
@@ -190,9 +184,9 @@ def summarize_allies(requests: list[pl.DataFrame]) -> tuple[pl.DataFrame, pl.Dat
     return tuple(pl.collect_all([per_ally, failures]))
 
 
-def place(requests: pl.DataFrame, file_index: int, first_line: int) -> pl.DataFrame:
-    """A block's requests with their place in the whole input: file index and line number."""
-    return requests.with_columns(
+def place(lines: pl.DataFrame, file_index: int, first_line: int) -> pl.DataFrame:
+    """A block's `ally_lines` with their place in the whole input: file index and line number."""
+    return lines.with_columns(
         file=pl.lit(file_index, pl.Int64), line_no=pl.col("index").cast(pl.Int64) + first_line + 1
     ).drop("index")
 

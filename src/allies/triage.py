@@ -28,8 +28,8 @@ from .logparse import Window
 from .validation import ALLY_ID_PATTERN
 
 CHUNK_BYTES = 8 * 1024 * 1024
-# Requests to the ally endpoint kept from merged blocks before they are summarized per ally.
-ALLY_BATCH_REQUESTS = 20_000
+# Lines mentioning /allies/ kept from merged blocks before they are summarized per ally.
+ALLY_BATCH_LINES = 20_000
 
 
 class TriageError(Exception):
@@ -174,7 +174,7 @@ class Report:
     allies: dict[str, AllyStats] = field(default_factory=dict)  # filled by `finish`
     all_endpoints: bool = False
     # Requests to the ally endpoint not yet summarized, and the summary so far (polars frames).
-    _ally_requests: list = field(default_factory=list, repr=False)
+    _ally_lines: list = field(default_factory=list, repr=False)
     _summary: tuple | None = field(default=None, repr=False)
 
     @property
@@ -237,22 +237,22 @@ class Report:
             self.malformed_samples.append(
                 {"file": self.files[file_index]["path"], "line": first_line + index + 1, "text": text[:200]}
             )
-        if block.ally_requests is not None and not block.ally_requests.is_empty():
-            self._ally_requests.append(logparse.place(block.ally_requests, file_index, first_line))
-            if sum(frame.height for frame in self._ally_requests) >= ALLY_BATCH_REQUESTS:
+        if block.ally_lines is not None and not block.ally_lines.is_empty():
+            self._ally_lines.append(logparse.place(block.ally_lines, file_index, first_line))
+            if sum(frame.height for frame in self._ally_lines) >= ALLY_BATCH_LINES:
                 self._summarize()
 
     def _summarize(self) -> None:
         """Fold the pending requests into the per-ally summary (bounded memory)."""
-        allies, failures = logparse.summarize_allies(self._ally_requests)
+        allies, failures = logparse.summarize_allies(self._ally_lines, self.all_endpoints)
         if self._summary is not None:
             allies = logparse.combine_allies([self._summary[0], allies])
             failures = logparse.combine_failures([self._summary[1], failures])
-        self._summary, self._ally_requests = (allies, failures), []
+        self._summary, self._ally_lines = (allies, failures), []
 
     def finish(self) -> None:
         """Turn what the merged blocks say about each ally into `allies`."""
-        if self._ally_requests:
+        if self._ally_lines:
             self._summarize()
         if self._summary is None:
             return
