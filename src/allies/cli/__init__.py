@@ -4,6 +4,6 @@ Each module registers its commands on the `main` group when imported; `main` imp
 only when one of its commands runs (see base.COMMAND_MODULES).
 """
 
-from .base import main
+from .base import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]

@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 the operation failed, 2 usage or input error. Failures print
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import sys
@@ -140,6 +141,17 @@ def open_db(ensure_schema: bool = True, url: str | None = None) -> psycopg.Conne
 @click.version_option(package_name="allies")
 def main() -> None:
     """Run and support the allies service: API server, database, and support cases."""
+
+
+def run() -> None:
+    """The `allies` executable: `main`, and a quicker exit."""
+    try:
+        main()
+    finally:
+        # On its way out the interpreter's garbage collector walks every object still alive: after
+        # a command that loaded polars, ~30 ms for nothing. Frozen objects are skipped. Commands
+        # close their own files and connections; the interpreter still flushes stdout and stderr.
+        gc.freeze()
 
 
 def print_json(value: object) -> None:
