@@ -79,7 +79,7 @@ class BlockResult:
     ally_lines: pl.DataFrame | None = None
 
 
-def analyze_block(block: bytes, window: Window, all_endpoints: bool) -> BlockResult:
+def analyze_block(block: bytes, window: Window) -> BlockResult:
     """What one block of whole lines (each ending with a newline) says."""
     if not block:
         return BlockResult()

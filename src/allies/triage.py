@@ -117,9 +117,9 @@ class StreamBlock:
         return data
 
 
-def _run_task(task: RangeTask | StreamBlock, window: Window, all_endpoints: bool) -> logparse.BlockResult:
+def _run_task(task: RangeTask | StreamBlock, window: Window) -> logparse.BlockResult:
     # The block is passed on without a local name, so that analyze_block can free it early.
-    return logparse.analyze_block(task.read(), window, all_endpoints)
+    return logparse.analyze_block(task.read(), window)
 
 
 def _open_input(path: str, stack: ExitStack) -> tuple[BinaryIO, bool]:
@@ -173,7 +173,7 @@ class Report:
     malformed_samples: list[dict] = field(default_factory=list)
     allies: dict[str, AllyStats] = field(default_factory=dict)  # filled by `finish`
     all_endpoints: bool = False
-    # Requests to the ally endpoint not yet summarized, and the summary so far (polars frames).
+    # Lines mentioning /allies/ not yet summarized, and the summary so far (polars frames).
     _ally_lines: list = field(default_factory=list, repr=False)
     _summary: tuple | None = field(default=None, repr=False)
 
@@ -243,7 +243,7 @@ class Report:
                 self._summarize()
 
     def _summarize(self) -> None:
-        """Fold the pending requests into the per-ally summary (bounded memory)."""
+        """Fold the pending lines into the per-ally summary (bounded memory)."""
         allies, failures = logparse.summarize_allies(self._ally_lines, self.all_endpoints)
         if self._summary is not None:
             allies = logparse.combine_allies([self._summary[0], allies])
@@ -288,9 +288,9 @@ def analyze(
     jobs = chain(head, jobs)
     if len(head) < 2 or workers == 1:  # a single block: not worth starting threads
         for file_index, task in jobs:
-            _merge(report, file_index, _run_task(task, window, all_endpoints))
+            _merge(report, file_index, _run_task(task, window))
     else:
-        _run_parallel(report, jobs, window, all_endpoints, workers)
+        _run_parallel(report, jobs, window, workers)
     report.finish()
     return report
 
@@ -306,12 +306,12 @@ def _merge(report: Report, file_index: int, block: logparse.BlockResult) -> None
     entry["lines"] += block.lines
 
 
-def _run_parallel(report: Report, jobs: Iterable, window: Window, all_endpoints: bool, workers: int) -> None:
+def _run_parallel(report: Report, jobs: Iterable, window: Window, workers: int) -> None:
     """Blocks analysed in threads, merged in input order; at most `workers + 1` in memory at once."""
     pending: deque[tuple[int, Future]] = deque()
     with ThreadPoolExecutor(workers) as pool:
         for file_index, task in jobs:
-            pending.append((file_index, pool.submit(_run_task, task, window, all_endpoints)))
+            pending.append((file_index, pool.submit(_run_task, task, window)))
             if len(pending) > workers:
                 index, future = pending.popleft()
                 _merge(report, index, future.result())
