@@ -16,6 +16,7 @@ from conftest import ROOT, YOUNG_WOLF, allies_env, upstream_file
 
 from allies import demo, logparse, triage
 from allies.cli import main
+from allies.validation import parse_time
 
 A = "11111111-1111-4111-8111-111111111111"
 B = "22222222-2222-4222-8222-222222222222"
@@ -134,7 +135,7 @@ def test_time_window_keeps_only_requests_inside(tmp_path):
     path = write(tmp_path / "a.log", lines)
     since = (START + timedelta(minutes=2)).isoformat()
     until = (START + timedelta(minutes=4)).isoformat()
-    report = triage.analyze([path], triage.Window(triage.parse_time(since), triage.parse_time(until)))
+    report = triage.analyze([path], triage.Window(parse_time(since), parse_time(until)))
     assert report.in_window == 3  # minutes 2, 3 and 4
     assert dict(report.statuses) == {200: 1, 404: 1, 503: 1}
     assert report.malformed == len(GARBAGE)  # malformed lines are counted whatever the window

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
-import secrets
 from pathlib import Path
 
 from .config import ConfigError, entries
@@ -60,15 +59,11 @@ def identify(tokens: dict[str, str], authorization: str | None) -> str | None:
     scheme, _, presented = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not presented:
         return None
-    found = None
+    presented_bytes, found = presented.strip().encode(), None
     for name, token in tokens.items():
-        if hmac.compare_digest(presented.strip().encode(), token.encode()):
+        if hmac.compare_digest(presented_bytes, token.encode()):
             found = name
     return found
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
 
 
 def is_loopback(host: str) -> bool:

@@ -26,6 +26,9 @@ class Status:
     is_set: bool = False
 
 
+# Whether a store row holds credentials (any non-null `credentials` value), as an SQL expression.
+IS_SET = "COALESCE(jsonb_typeof(data::jsonb -> 'credentials') <> 'null', false)"
+
 # The write and its audit row in one statement: atomic, and a single round trip.
 SET_AND_AUDIT = f"""
 WITH updated AS (
@@ -62,11 +65,7 @@ def set_credentials(
 
 def credentials_status(conn: psycopg.Connection, ally_id: str) -> Status:
     """Whether the store exists and holds credentials (any non-null `credentials` value)."""
-    row = conn.execute(
-        "SELECT COALESCE(jsonb_typeof(data::jsonb -> 'credentials') <> 'null', false)"
-        "  FROM stores WHERE id = %s",
-        (ally_id,),
-    ).fetchone()
+    row = conn.execute(f"SELECT {IS_SET} FROM stores WHERE id = %s", (ally_id,)).fetchone()  # noqa: S608
     return Status(exists=False) if row is None else Status(exists=True, is_set=row[0])
 
 

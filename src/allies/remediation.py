@@ -41,13 +41,10 @@ class AllyRecord:
 
 def lookup(conn: psycopg.Connection, ally_ids: list[str]) -> dict[str, AllyRecord]:
     """Name and current credentials status of each id (ids with no store are marked missing)."""
+    from .credentials import IS_SET  # with the database driver: only when a database is used
+
     rows = conn.execute(
-        """
-        SELECT id, data::jsonb ->> 'name',
-               COALESCE(jsonb_typeof(data::jsonb -> 'credentials') <> 'null', false)
-          FROM stores
-         WHERE id = ANY(%s)
-        """,
+        f"SELECT id, data::jsonb ->> 'name', {IS_SET} FROM stores WHERE id = ANY(%s)",  # noqa: S608
         (ally_ids,),
     ).fetchall()
     found = {row[0]: AllyRecord(True, row[1], row[2]) for row in rows}

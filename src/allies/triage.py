@@ -330,14 +330,3 @@ def _as_utc(value: datetime | None) -> datetime | None:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-def parse_time(text: str) -> datetime:
-    """ISO 8601 (`2023-11-02T22:30:00-05:00`, a date, or without zone: UTC) or the log's format."""
-    for parse in (datetime.fromisoformat, lambda t: datetime.strptime(t, "%d/%b/%Y:%H:%M:%S %z")):
-        try:
-            value = parse(text.strip())
-        except ValueError:
-            continue
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    raise TriageError(f"cannot read the time {text!r}: use ISO 8601, e.g. 2023-11-02T22:30:00-05:00")

@@ -1,8 +1,10 @@
-"""Validation of what clients send: ally ids and credentials bodies. Errors name the exact problem."""
+"""Validation of what clients send: ally ids, credentials bodies, and the times given to the CLI.
+Errors name the exact problem."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 ALLY_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 MAX_USERNAME_CHARS = 256
@@ -51,3 +53,14 @@ def _required_text(body: dict, key: str, label: str, max_chars: int) -> str:
     if len(value) > max_chars:
         raise Rejected(f"field {label} is longer than {max_chars} characters")
     return value
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 (`2023-11-02T22:30:00-05:00`, a date, or without zone: UTC) or the log's format."""
+    for parse in (datetime.fromisoformat, lambda t: datetime.strptime(t, "%d/%b/%Y:%H:%M:%S %z")):
+        try:
+            value = parse(text.strip())
+        except ValueError:
+            continue
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    raise Rejected(f"cannot read the time {text!r}: use ISO 8601, e.g. 2023-11-02T22:30:00-05:00")

@@ -9,10 +9,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .. import audit, keys, triage
+from .. import audit, keys
 from ..crypto import load_keyring, new_key_entry
-from ..validation import parse_ally_id
-from .base import CommandFailed, InputError, json_option, main, open_db, print_json, settings
+from ..validation import parse_ally_id, parse_time
+from .base import CommandFailed, json_option, main, open_db, print_json, settings
 
 console = Console()
 
@@ -30,10 +30,7 @@ def audit_command(ally_id: str | None, failed: bool, since: str | None, limit: i
     Example:
         allies audit --failed --since 2026-11-02T08:00:00-05:00
     """
-    try:
-        start = triage.parse_time(since) if since else None
-    except triage.TriageError as exc:
-        raise InputError(str(exc)) from None
+    start = parse_time(since) if since else None
     with open_db() as conn:
         rows = audit.attempts(conn, parse_ally_id(ally_id) if ally_id else None, failed, start, limit)
     if as_json:

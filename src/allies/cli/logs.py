@@ -9,6 +9,7 @@ import sys
 import click
 
 from .. import remediation, triage
+from ..validation import parse_time
 from .base import InputError, api_url_option, main, print_json, redact
 
 EXIT_AFFECTED = 3
@@ -58,10 +59,8 @@ def triage_command(
         allies logs triage log/example.log
         zcat old.log.gz | allies logs triage - --since 2023-11-02T22:00:00-05:00 --json
     """
+    window = triage.Window(parse_time(since) if since else None, parse_time(until) if until else None)
     try:
-        window = triage.Window(
-            triage.parse_time(since) if since else None, triage.parse_time(until) if until else None
-        )
         report = triage.analyze(paths, window, all_endpoints)
     except triage.TriageError as exc:
         raise InputError(str(exc)) from None
@@ -161,7 +160,8 @@ def _print_allies(report: triage.Report, records, audits, api_url: str) -> None:
         f"{len(affected) - len(pending)} recovered by a later successful request)"
     )
     for stats in pending:
-        known = f" — {_describe_record(records[stats.ally_id], stats)}" if records is not None else ""
+        record = records[stats.ally_id] if records is not None else None
+        known = f" — {_describe_record(record, stats)}" if record is not None else ""
         _say(f"\n[bold red]AFFECTED[/] {stats.ally_id}{known}")
         _say(
             f"  {stats.failures} failed of {stats.requests}: "
@@ -172,7 +172,6 @@ def _print_allies(report: triage.Report, records, audits, api_url: str) -> None:
             + f" · from {', '.join(sorted(stats.clients))}",
             markup=False,
         )
-        record = records[stats.ally_id] if records is not None else None
         _say(f"  likely cause: {'; '.join(remediation.causes(stats, record))}", markup=False)
         if audits is not None:
             rows = audits[stats.ally_id]
