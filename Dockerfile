@@ -1,12 +1,24 @@
-# The allies API. Used by compose.yaml; the database is the `postgres` service (DATABASE_URL).
-FROM python:3.12-slim
-WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY src ./src
-# src/allies/sql is a link to sql/: the runbook's SQL files are shipped inside the package.
-COPY sql ./sql
-RUN pip install --no-cache-dir .
-ENV ALLIES_HOME=/var/lib/allies
+# The allies API image, used by compose.yaml (the database is its `postgres` service).
+# Build arguments, for machines without an image registry (see docker/test.sh):
+#   PYTHON_IMAGE  any image with Python 3.11+ and its venv module (default: the official one);
+#   PIP_OPTIONS   e.g. "--no-index --find-links=.wheelhouse" to install wheels built beforehand.
+ARG PYTHON_IMAGE=python:3.12-slim
+FROM ${PYTHON_IMAGE}
+ARG PIP_OPTIONS=""
+WORKDIR /src
+# .dockerignore lets in only what the package needs (and .wheelhouse when it exists).
+COPY . .
+RUN python3 -m venv /opt/allies \
+    && /opt/allies/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTIONS . \
+    && rm -rf /src \
+    && useradd --system --home-dir /var/lib/allies --create-home --shell /usr/sbin/nologin allies
+ENV PATH=/opt/allies/bin:$PATH \
+    ALLIES_HOME=/var/lib/allies \
+    ALLIES_LOG_FILE=/var/lib/allies/log/server.log
+# Not root: the home (key file, server log) is the `allies-home` volume, owned by this user.
+USER allies
+WORKDIR /var/lib/allies
+RUN mkdir -p log
 EXPOSE 4000
-# Seed an empty database, then hand the process over to gunicorn.
+# Seed an empty database, then hand the process over to the server.
 CMD ["sh", "-c", "allies db seed --if-empty && exec allies serve --host 0.0.0.0 --port 4000"]

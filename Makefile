@@ -3,11 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 4000
-DB_PORT ?= 5432
 ALLIES_HOME ?= ./.allies
 export DB_PORT ALLIES_HOME
 
-.PHONY: run test lint format install clean bench bench-triage
+.PHONY: run test lint format install clean bench bench-triage docker-test
 
 $(BIN)/allies: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +30,9 @@ lint: $(BIN)/allies ## ruff: lint and formatting.
 format: $(BIN)/allies
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+docker-test: $(BIN)/allies ## The README's Docker section, run on compose.yaml (needs root; installs Docker if missing).
+	docker/test.sh
 
 bench: $(BIN)/allies ## API (full vs bare-bones app, wrk), database (1 M stores), triage: table + docs/benchmarks.md.
 	$(BIN)/python bench/bench.py

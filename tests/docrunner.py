@@ -6,19 +6,25 @@ Conventions, kept small on purpose:
 - In expected output, a line `...` matches any number of lines and `...` inside a line matches any
   text. Trailing spaces are ignored.
 - A command must exit 0, unless its expected output ends with a line `[exit N]`: then it must exit N.
-- A block preceded by `<!-- not-run: REASON -->` is not executed (docker, long-running servers).
+- A block preceded by `<!-- not-run: REASON -->` is not executed (long-running servers).
+- A block preceded by `<!-- run-by: RUNNER -->` is executed only by that runner, not by the test
+  suite: `python tests/docrunner.py --run-by docker-test README.md` (what `make docker-test` does).
 - Shell blocks in any other language (bash, sh, shell) are refused, so no command goes untested.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>```+|~~~+)(?P<info>[^\n`]*)$")
 NOT_RUN = re.compile(r"<!--\s*not-run:\s*(?P<reason>.+?)\s*-->")
+RUN_BY = re.compile(r"<!--\s*run-by:\s*(?P<runner>[\w-]+)\s*-->")
 SHELL_LANGUAGES = {"bash", "sh", "shell", "zsh"}
 
 
@@ -53,6 +59,7 @@ class Block:
     language: str
     body: list[str]
     skip_reason: str | None
+    run_by: str | None = None
 
     def commands(self) -> list[Command]:
         commands: list[Command] = []
@@ -88,9 +95,17 @@ def blocks(markdown: str) -> list[Block]:
             body.append(lines[index][len(opening["indent"]) :])
             index += 1
         previous = next((line for line in reversed(lines[:start]) if line.strip()), "")
-        marker = NOT_RUN.search(previous)
+        marker, runner = NOT_RUN.search(previous), RUN_BY.search(previous)
         language = opening["info"].strip().split(" ")[0]
-        found.append(Block(start + 1, language, body, marker["reason"] if marker else None))
+        found.append(
+            Block(
+                start + 1,
+                language,
+                body,
+                marker["reason"] if marker else None,
+                runner["runner"] if runner else None,
+            )
+        )
         index += 1
     return found
 
@@ -130,3 +145,41 @@ def run_command(command: str, cwd: Path, env: dict[str, str], timeout: float = 1
         timeout=timeout,
     )
     return result.returncode, result.stdout.splitlines()
+
+
+def main() -> int:
+    """Run the blocks reserved for one runner (`<!-- run-by: RUNNER -->`), in order; stop at the
+    first command whose exit code or output differs from the documented one."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("markdown", type=Path)
+    parser.add_argument("--run-by", required=True, help="the runner name of the blocks to run")
+    parser.add_argument("--host", help="run against this address instead of the documented 127.0.0.1")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds per command")
+    args = parser.parse_args()
+
+    def localize(text: str) -> str:
+        return text.replace("127.0.0.1:", f"{args.host}:") if args.host else text
+
+    selected = [b for b in blocks(args.markdown.read_text()) if b.run_by == args.run_by]
+    if not selected:
+        print(f"{args.markdown}: no block is marked run-by: {args.run_by}", file=sys.stderr)
+        return 1
+    root = args.markdown.resolve().parent
+    for block in selected:
+        for command in block.commands():
+            print(f"$ {localize(command.text)}", flush=True)
+            code, output = run_command(localize(command.text), root, dict(os.environ), args.timeout)
+            print("\n".join(output), flush=True)
+            expected = [localize(line) for line in command.expected]
+            if code != command.expected_exit or not output_matches(expected, output):
+                print(
+                    f"{args.markdown}:{block.line}: exit {code} (documented {command.expected_exit}); "
+                    "documented output:\n" + "\n".join(expected),
+                    file=sys.stderr,
+                )
+                return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,7 +16,12 @@ RUNBOOKS = ["README.md", "README.es.md"]
 
 
 def executable_blocks(name: str):
-    return [b for b in blocks((ROOT / name).read_text()) if b.language == "console" and not b.skip_reason]
+    """The blocks this suite runs: not skipped, and not reserved for another runner (make docker-test)."""
+    return [
+        b
+        for b in blocks((ROOT / name).read_text())
+        if b.language == "console" and not b.skip_reason and not b.run_by
+    ]
 
 
 def documented_commands(name: str) -> list[str]:
@@ -32,6 +37,9 @@ def test_every_shell_block_is_run_or_says_why_not(name):
             f"{name}:{block.line}: write commands as a `console` block (`$ ` prompts) so they are tested"
         )
         if block.language == "console" and not block.skip_reason:
+            assert block.run_by in (None, "docker-test"), (
+                f"{name}:{block.line}: unknown runner {block.run_by}"
+            )
             assert block.commands(), f"{name}:{block.line}: a console block without `$ ` commands"
 
 

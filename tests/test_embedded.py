@@ -1,8 +1,10 @@
-"""The embedded PostgreSQL: TCP with the original's credentials, reuse, port clashes, stale servers."""
+"""The embedded PostgreSQL: TCP with the original's credentials, reuse, port clashes, one server per home,
+stale and orphaned servers."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import time
@@ -11,7 +13,7 @@ import psycopg
 import pytest
 from conftest import free_port
 
-from allies.embedded import EmbeddedError, EmbeddedPostgres
+from allies.embedded import EmbeddedError, EmbeddedPostgres, process_alive
 
 
 @pytest.fixture
@@ -55,15 +57,50 @@ def test_a_taken_port_stops_with_a_message_naming_it_and_db_port(tmp_path):
             EmbeddedPostgres(tmp_path / "pg", port).start()
 
 
-def test_a_server_left_on_another_port_is_moved_to_the_requested_one(server):
+def test_a_running_server_is_never_moved_to_another_port(server):
     server.start()
-    moved = EmbeddedPostgres(server.home, free_port())
-    assert moved.start() is True
-    with psycopg.connect(moved.url) as conn:
+    other_port = free_port()
+    with pytest.raises(EmbeddedError) as refused:
+        EmbeddedPostgres(server.home, other_port).start()
+    message = str(refused.value)
+    assert f"{server.home} already runs on port {server.port}" in message
+    assert f"ALLIES_HOME=<another folder> DB_PORT={other_port}" in message and "\n" not in message
+    with psycopg.connect(server.url) as conn:  # still where it was
         assert conn.execute("SELECT 1").fetchone() == (1,)
-    with pytest.raises(psycopg.OperationalError):
-        psycopg.connect(server.url, connect_timeout=2)
-    moved.stop()
+
+
+def test_without_a_port_the_running_servers_port_is_used(server):
+    assert EmbeddedPostgres(server.home).port == 5432  # nothing runs: the default
+    server.start()
+    unset = EmbeddedPostgres(server.home)
+    assert unset.port == server.port and unset.start() is False
+
+
+def test_two_homes_run_side_by_side(server, tmp_path):
+    server.start()
+    second = EmbeddedPostgres(tmp_path / "second", free_port())
+    try:
+        assert second.start() is True
+        for instance in (server, second):
+            with psycopg.connect(instance.url) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        second.stop()
+
+
+def test_a_server_whose_home_was_deleted_is_recognised_and_stopped(tmp_path):
+    home, port = tmp_path / "pg", free_port()
+    EmbeddedPostgres(home, port).start()
+    pid = int((home / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
+    shutil.rmtree(home)  # rm -rf .allies while the server runs
+    server = EmbeddedPostgres(home, port)
+    assert server.is_running() is False and server.orphans() == [pid]
+    with pytest.raises(EmbeddedError, match=f"still runs \\(pid {pid}\\).*allies db stop"):
+        server.start()
+    assert server.stop() is True  # never "not running" while it runs
+    assert not process_alive(pid) and server.orphans() == []
+    assert server.start() is True  # a fresh server on the same port
+    server.stop()
 
 
 def test_a_killed_server_is_detected_and_started_again(server):
@@ -71,7 +108,7 @@ def test_a_killed_server_is_detected_and_started_again(server):
     pid = int((server.pgdata / "postmaster.pid").read_text().splitlines()[0])
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:  # not our child: we cannot wait() for it
+    while _reaped_yet(pid) is False and time.monotonic() < deadline:  # not our child: no wait()
         time.sleep(0.05)
     assert server.is_running() is False
     assert server.start() is True
@@ -79,9 +116,10 @@ def test_a_killed_server_is_detected_and_started_again(server):
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def _alive(pid: int) -> bool:
+def _reaped_yet(pid: int) -> bool:
+    """Whether the process is gone for good (pg_ctl counts a zombie as running, like kill -0)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
-    return True
+        return True
+    return False

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 
 import pytest
 from click.testing import CliRunner
 from conftest import BARNES, TEST_KEYS, YOUNG_WOLF, make_app
 
-from allies import credentials, keys
+from allies import credentials, db, keys
 from allies.cli import main
 from allies.crypto import KeyRing, new_key_entry
 
@@ -124,37 +125,62 @@ def test_rotation_reports_envelopes_it_cannot_open(run, settings, conn):
     assert keys.usage(conn) == {"new-key": 2, "test-key-1": 1}
 
 
-def test_writes_during_rotation_are_never_reverted(settings, conn):
+def test_writes_during_rotation_are_never_reverted(settings, conn, monkeypatch):
+    """Both ways a write meets a rotation, made to happen on every run (no timing luck): a write to a
+    row that a batch has locked waits for the batch and lands on top; writes between batches, on
+    rotated and not yet rotated rows, are kept."""
     old_app = make_app(settings)
     ids = all_ids(conn)
     set_many(old_app.test_client(), ids)  # 300 credentials under the old key
     old_app.extensions["allies.pool"].close()
-    new_settings = settings.__class__(**{**settings.__dict__, "encryption_keys": ROTATED})
-    app = make_app(new_settings)
+    app = make_app(settings.__class__(**{**settings.__dict__, "encryption_keys": ROTATED}))
     ring = KeyRing.parse(ROTATED, "test")
+    order = iter(random.Random(5).sample(ids, len(ids)))  # allies written between batches
     latest: dict[str, tuple[str, str]] = {}
-    done = threading.Event()
+    statuses: list[int] = []
+    lock = threading.Lock()
 
-    def writer():
-        client, rng, n = app.test_client(), random.Random(5), 0
-        while not done.is_set() or n < 50:
-            ally, n = rng.choice(ids), n + 1
-            body = {"username": f"w{n}", "password": f"p{n}"}
-            if client.post(f"/allies/{ally}/credentials", json=body).status_code == 200:
-                latest[ally] = (body["username"], body["password"])
+    def write(ally: str) -> None:
+        with lock:
+            n = len(statuses) + 1
+            statuses.append(0)
+        body = {"username": f"w{n}", "password": f"p{n}"}
+        status = app.test_client().post(f"/allies/{ally}/credentials", json=body).status_code
+        with lock:
+            statuses[n - 1] = status
+            latest[ally] = (body["username"], body["password"])
 
-    thread = threading.Thread(target=writer)
-    thread.start()
+    waiting_writers: list[threading.Thread] = []
+    reencrypt = keys._reencrypt
+
+    def reencrypt_then_let_a_write_wait(batch_conn, keyring, rows, skip):
+        done = reencrypt(batch_conn, keyring, rows, skip)  # updated, not yet committed
+        writer = threading.Thread(target=write, args=(rows[0][0],))
+        writer.start()
+        waiting_writers.append(writer)
+        wait_until_a_backend_waits_for_a_lock(conn)
+        return done
+
+    monkeypatch.setattr(keys, "_reencrypt", reencrypt_then_let_a_write_wait)
     try:
-        from allies import db
-
         with db.connect(settings.database_url, autocommit=True) as rotation_conn:
-            result = keys.rotate(rotation_conn, ring, batch=10)
+            result = keys.rotate(
+                rotation_conn, ring, batch=10, progress=lambda _: [write(next(order)) for _ in range(3)]
+            )
     finally:
-        done.set()
-        thread.join(timeout=60)
+        for writer in waiting_writers:
+            writer.join(timeout=30)
         app.extensions["allies.pool"].close()
-    assert result.failed == [] and len(latest) >= 50
+    assert result.failed == [] and len(waiting_writers) >= 10
+    assert statuses == [200] * (4 * len(waiting_writers))
     assert keys.usage(conn) == {"new-key": 300}
     for ally, expected in latest.items():
         assert credentials.read_credentials(conn, ring, ally) == expected
+
+
+def wait_until_a_backend_waits_for_a_lock(conn, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    while conn.execute(query).fetchone()[0] == 0:
+        assert time.monotonic() < deadline, "the write never waited for the batch's row lock"
+        time.sleep(0.005)

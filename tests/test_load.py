@@ -62,10 +62,12 @@ class Client:
 
 class Load:
     """CLIENTS threads writing credentials; each ally has one writer at a time, so its last
-    acknowledged write is well defined."""
+    acknowledged write is well defined. The load makes at least `writes` writes, and goes on
+    until `until` is set: the faults it must meet happen while it runs, whatever the speed."""
 
-    def __init__(self, base: str, allies: list[str], writes: int) -> None:
+    def __init__(self, base: str, allies: list[str], writes: int, until: threading.Event) -> None:
         self.base, self.remaining, self.lock = base, writes, threading.Lock()
+        self.until = until
         self.free = list(allies)
         self.acknowledged: dict[str, tuple[str, str]] = {}
         self.statuses: Counter = Counter()
@@ -75,7 +77,7 @@ class Load:
     def _take(self, rng: random.Random) -> str | None:
         while True:
             with self.lock:
-                if self.remaining <= 0:
+                if self.remaining <= 0 and self.until.is_set():
                     return None
                 if self.free:
                     self.remaining -= 1
@@ -104,6 +106,35 @@ class Load:
         for thread in threads:
             thread.join(timeout=300)
 
+    def wait_for(self, condition, what: str, timeout: float = 60.0) -> None:
+        """Wait (bounded) until `condition(self)` holds, under the lock."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                if condition(self):
+                    return
+            assert time.monotonic() < deadline, f"the load never reached: {what}"
+            time.sleep(0.01)
+
+
+def ending(event: threading.Event):
+    """A fault-injecting helper that sets `event` when it ends, however it ends, so the load it
+    holds open always stops; its failure is kept in `.errors` for the test to report."""
+
+    def decorate(function):
+        def run():
+            try:
+                function()
+            except BaseException as exc:
+                run.errors.append(exc)
+            finally:
+                event.set()
+
+        run.errors = []
+        return run
+
+    return decorate
+
 
 def worker_pids(server_pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True, text=True).stdout
@@ -128,7 +159,8 @@ def loaded_server(database_url, settings, serve):
 def test_concurrent_writes_updates_rotation_and_a_killed_worker_lose_nothing(loaded_server, database_url):
     base, ids, server = loaded_server
     ring = KeyRing.parse(NEW_RING, "test")
-    load = Load(base, ids, WRITES)
+    killed = threading.Event()
+    load = Load(base, ids, WRITES, until=killed)
     names: dict[str, str] = {}
     stop = threading.Event()
 
@@ -146,9 +178,12 @@ def test_concurrent_writes_updates_rotation_and_a_killed_worker_lose_nothing(loa
             conn.execute("SET lock_timeout = '20s'")
             keys.rotate(conn, ring, batch=5)
 
-    def kill_a_worker():
-        time.sleep(1.0)
+    @ending(killed)
+    def kill_a_worker():  # mid-load, then the load goes on until the replacement has served
+        load.wait_for(lambda ld: ld.statuses[200] >= 500, "500 writes before the kill")
         os.kill(worker_pids(server.pid)[0], signal.SIGKILL)  # gunicorn starts a new one
+        served = load.statuses[200]
+        load.wait_for(lambda ld: ld.statuses[200] >= served + 500, "500 writes after the kill")
 
     helpers = [threading.Thread(target=f) for f in (updater, rotation, kill_a_worker)]
     for thread in helpers:
@@ -158,8 +193,9 @@ def test_concurrent_writes_updates_rotation_and_a_killed_worker_lose_nothing(loa
     for thread in helpers:
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in helpers), "a helper (updates, rotation) is stuck"
+    assert kill_a_worker.errors == []
 
-    assert load.attempts == WRITES and load.statuses[200] >= WRITES * 0.9, load.statuses
+    assert load.attempts >= WRITES and load.statuses[200] >= load.attempts * 0.9, load.statuses
     assert set(load.statuses) <= {200, 0}, load.statuses  # 0: cut by the killed worker, never a 500
     with psycopg.connect(database_url) as conn:
         assert keys.usage(conn) == {"load-new": ALLIES}
@@ -186,21 +222,27 @@ def test_database_outage_under_load_gives_503_then_recovers(own_server, serve):
     with psycopg.connect(server.url) as conn:
         ids = [row[0] for row in conn.execute("SELECT id FROM stores LIMIT 50")]
     base = serve(workers=2, DATABASE_URL=server.url)
-    load = Load(base, ids, 3_000)
+    over = threading.Event()
+    load = Load(base, ids, 1_000, until=over)
     timings: dict[str, float] = {}
 
-    def outage():
-        time.sleep(1.0)
+    @ending(over)
+    def outage():  # while the load runs: stop, until the clients have seen 503s; then back
+        load.wait_for(lambda ld: ld.statuses[200] >= 200, "200 writes before the outage")
         server.stop()
-        time.sleep(3.0)
-        server.start()
+        try:
+            load.wait_for(lambda ld: ld.statuses[503] >= 20, "20 answers 503 during the outage")
+        finally:
+            server.start()
         timings["back"] = time.monotonic()
+        load.wait_for(lambda ld: ld.successes[-1] >= timings["back"], "a write after the outage")
 
     thread = threading.Thread(target=outage)
     thread.start()
     started = time.monotonic()
     load.run()
     thread.join()
+    assert outage.errors == []
     assert time.monotonic() - started < 120  # bounded: no hang
     assert load.statuses[503] > 0 and set(load.statuses) <= {200, 503}, load.statuses  # never a 500
     recovery = min(t for t in load.successes if t >= timings["back"]) - timings["back"]

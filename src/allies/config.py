@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_API_PORT = 4000
-DEFAULT_DB_PORT = 5432
 DEFAULT_API_URL = f"http://127.0.0.1:{DEFAULT_API_PORT}"
 
 
@@ -21,7 +20,7 @@ def entries(text: str) -> list[str]:
     return [entry for entry in (e.strip() for e in ",".join(lines).split(",")) if entry]
 
 
-def _int_env(name: str, default: int) -> int:
+def _int_env(name: str, default: int | None) -> int | None:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -40,7 +39,7 @@ class Settings:
 
     home: Path = field(default_factory=lambda: Path(".allies"))
     database_url: str | None = None
-    db_port: int = DEFAULT_DB_PORT
+    db_port: int | None = None  # unset: the port the home's embedded server runs on, else 5432
     encryption_keys: str | None = None
     encryption_keys_file: Path | None = None
     api_tokens: str | None = None
@@ -48,7 +47,7 @@ class Settings:
     write_rate_limit: str | None = None
     log_file: Path = field(default_factory=lambda: Path("log/server.log"))
     max_body_bytes: int = 16 * 1024
-    db_timeout_seconds: float = 3.0
+    db_timeout_seconds: float = 1.0  # the longest a request waits for the database: a 503 within ~1 s
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -59,7 +58,7 @@ class Settings:
         return cls(
             home=Path(os.environ.get("ALLIES_HOME", "").strip() or ".allies").absolute(),
             database_url=os.environ.get("DATABASE_URL", "").strip() or None,
-            db_port=_int_env("DB_PORT", DEFAULT_DB_PORT),
+            db_port=_int_env("DB_PORT", None),
             encryption_keys=os.environ.get("ALLIES_ENCRYPTION_KEYS", "").strip() or None,
             encryption_keys_file=Path(keys_file) if keys_file else None,
             api_tokens=os.environ.get("ALLIES_API_TOKENS", "").strip() or None,

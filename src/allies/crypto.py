@@ -119,6 +119,15 @@ def load_keyring(settings: Settings) -> KeyRing:
     return KeyRing.parse(text, str(path))
 
 
+def keyring_source(settings: Settings) -> str:
+    """Where the key ring comes from, for people: the variable, or the key file to back up."""
+    if settings.encryption_keys:
+        return "ALLIES_ENCRYPTION_KEYS"
+    if settings.encryption_keys_file:
+        return f"{settings.encryption_keys_file} (ALLIES_ENCRYPTION_KEYS_FILE)"
+    return f"{settings.default_key_file} (generated here: back it up)"
+
+
 def _create_key_file(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

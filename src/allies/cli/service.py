@@ -11,7 +11,7 @@ import click
 from .. import auth, db, seed
 from ..config import DEFAULT_API_PORT
 from ..crypto import load_keyring
-from ..embedded import EmbeddedError, bin_dir
+from ..embedded import EmbeddedError, bin_dir, port_is_free
 from .base import CommandFailed, InputError, main, open_db, redact, settings
 
 # -- serve ---------------------------------------------------------------------------------
@@ -51,6 +51,11 @@ def serve(
             f"refusing to serve on {host} without authentication: set ALLIES_API_TOKENS "
             "(or ALLIES_API_TOKENS_FILE), or pass --insecure-no-auth"
         )
+    if not port_is_free(port, host):
+        raise CommandFailed(
+            f"port {port} on {host} is already in use (another allies serve or make run?); "
+            f"choose another with --port, e.g. PORT={port + 1} make run"
+        )
     url = db.database_url(config)
     with open_db(url=url) as conn:
         click.echo(f"allies: database ready, {seed.count_stores(conn)} stores", err=True)
@@ -59,12 +64,21 @@ def serve(
     os.environ["DATABASE_URL"] = url
     access = f"tokens of {', '.join(sorted(tokens))}" if tokens else "no authentication"
     click.echo(f"allies: serving on http://{host}:{port} ({access})", err=True)
-    if dev:
-        server.run_dev(host, port)
-    else:
-        server.run_gunicorn(
-            host, port, workers or server.default_workers(), threads or server.THREADS_PER_WORKER
-        )
+    try:
+        if dev:
+            server.run_dev(host, port)
+        else:
+            server.run_gunicorn(
+                host, port, workers or server.default_workers(), threads or server.THREADS_PER_WORKER
+            )
+    finally:
+        if config.embedded:  # like a database container, it outlives the API: say so, and how to stop it
+            port = db.embedded_server(config).port
+            click.echo(
+                f"allies: the embedded PostgreSQL keeps running on 127.0.0.1:{port} with its data; "
+                "stop it with `allies db stop` (or `.venv/bin/allies db stop`)",
+                err=True,
+            )
 
 
 # -- db ------------------------------------------------------------------------------------
