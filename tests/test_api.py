@@ -70,7 +70,38 @@ def test_post_keeps_every_other_key_of_the_store(client, conn):
     ("ally_id", "kwargs", "detail"),
     [
         (UNKNOWN, {"json": {"username": "u", "password": "p"}}, f"unknown ally: no store has id {UNKNOWN}"),
-        ("not-a-uuid", {"json": {"username": "u", "password": "p"}}, "malformed ally id"),
+        (
+            "not-a-uuid",
+            {"json": {"username": "u", "password": "p"}},
+            "unknown ally: no store has id not-a-uuid",
+        ),
+        (
+            f"{BARNES}%0A",
+            {"json": {"username": "u", "password": "p"}},
+            "malformed ally id: it contains U+000A",
+        ),
+        ("a%00b", {"json": {"username": "u", "password": "p"}}, "malformed ally id: it contains U+0000"),
+        ("x" * 129, {"json": {"username": "u", "password": "p"}}, "malformed ally id: longer than 128"),
+        (BARNES, {"json": {"username": "u\x00", "password": "p"}}, "field username contains U+0000"),
+        (BARNES, {"json": {"username": "u", "password": "a\nb"}}, "field password contains U+000A"),
+        (
+            BARNES,
+            {"data": '{"username": "u", "password": "a\\ud800b"}', "content_type": "application/json"},
+            "field password contains U+D800, which cannot be sent on",
+        ),
+        (
+            BARNES,
+            {"data": "[" * 983 + "]" * 983, "content_type": "application/json"},
+            "invalid JSON in the request body: nested too deeply",
+        ),
+        (
+            BARNES,
+            {
+                "data": '{"username": "u", "password": "p", "x": ' + "[" * 990 + "]" * 990 + "}",
+                "content_type": "application/json",
+            },
+            "invalid JSON in the request body: nested too deeply",
+        ),
         (BARNES, {"json": {"password": "p"}}, "missing field: username"),
         (BARNES, {"json": {"username": "u"}}, "missing field: password"),
         (BARNES, {"json": {"username": None, "password": "p"}}, "missing field: username"),
@@ -129,7 +160,7 @@ def test_body_over_16_kib_is_refused_with_413_and_audited(client, conn):
 
 
 def test_get_unknown_or_malformed_ally_is_404(client):
-    for ally_id in (UNKNOWN, "not-a-uuid"):
+    for ally_id in (UNKNOWN, "not-a-uuid", f"{BARNES}%0A", "a%00b"):
         response = client.get(f"/allies/{ally_id}/credentials")
         assert response.status_code == 404
         assert response.get_json() == {"message": "Ally was not found"}
@@ -179,3 +210,26 @@ def test_server_log_has_one_common_log_line_per_request_and_no_secret(client, se
     assert lines[0].endswith(f'] "POST /allies/{BARNES}/credentials HTTP/1.1" 200 104')
     assert lines[1].endswith(f'] "GET /allies/{BARNES}/credentials HTTP/1.1" 200 40')
     assert CASE3_PASSWORD not in settings.log_file.read_text()
+
+
+def test_any_id_the_table_holds_is_served_and_uuids_in_any_case_are_one_ally(client, conn):
+    conn.execute("""INSERT INTO stores VALUES ('store-42', '{"name": "Legacy"}')""")
+    assert post(client, "store-42", {"username": "u", "password": "p"}).get_json()["allyName"] == "Legacy"
+    assert client.get("/allies/store-42/credentials").get_json() == {"message": "Ally has credentials set!"}
+    response = post(client, BARNES.upper(), {"username": "u", "password": "p"})
+    assert response.get_json()["allyId"] == BARNES
+
+
+def test_no_redirect_is_built_from_the_host_header(client):
+    for path in ("/allies/..%2f/credentials", "/allies//credentials", f"/allies/{BARNES}/credentials/"):
+        response = client.get(path, headers={"Host": "evil.example"})
+        assert response.status_code == 404 and "Location" not in response.headers, path
+        assert response.get_json() == {"message": "Not found"} or response.get_json() == {
+            "message": "Ally was not found"
+        }
+
+
+def test_options_is_a_json_405_naming_the_allowed_methods(client):
+    response = client.options(f"/allies/{BARNES}/credentials")
+    assert response.status_code == 405 and response.get_json() == {"message": "Method not allowed"}
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "POST"}

@@ -99,7 +99,8 @@ def test_store_show_hides_credentials(run, client):
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (("store", "show", "nope"), 2, "allies: malformed ally id"),
+        (("store", "show", "no pe"), 2, "allies: malformed ally id: it contains U+0020"),
+        (("store", "show", "nope"), 1, "allies: no store has id nope"),
         (("store", "show", "00000000-0000-4000-8000-000000000000"), 1, "allies: no store has id"),
         (
             ("store", "update", "00000000-0000-4000-8000-000000000000", "--owner", "X", "--yes"),
@@ -118,7 +119,7 @@ def test_store_show_hides_credentials(run, client):
             "allies: add --yes to apply without a prompt",
         ),
         (("store", "undo", YOUNG_WOLF), 2, "allies: add --yes"),
-        (("credentials", "status", "nope"), 2, "allies: malformed ally id"),
+        (("credentials", "status", "a\nb"), 2, "allies: malformed ally id: it contains U+000A"),
     ],
 )
 def test_failures_are_one_line_with_the_documented_exit_code_and_change_nothing(

@@ -66,7 +66,7 @@ def test_audit_lists_attempts_filters_and_json(run, client):
     human = run("audit").stdout
     assert "missing field: password" in human and BARNES in human
     assert run("audit", "--since", "yesterday").exit_code == 2
-    assert run("audit", "--ally", "nope").exit_code == 2
+    assert run("audit", "--ally", "no\tpe").exit_code == 2
 
 
 def test_generate_prints_a_usable_key(run):

@@ -52,7 +52,7 @@ def known_log() -> tuple[list[str], dict]:
         common(2, "POST", f"/allies/{A}/credentials", 200, host="10.0.0.7"),  # ...then recovers
         common(3, "POST", f"/allies/{B}/credentials", 404, "-", quirk=True, extra=" 4729"),  # original quirk
         common(4, "GET", f"/allies/{B}/credentials", 503, host="10.0.0.8"),  # B still affected
-        common(5, "POST", "/allies/not-an-id/credentials", 400),  # malformed id, affected
+        common(5, "POST", "/allies/not%0Aan-id/credentials", 400),  # malformed id (a newline), affected
         common(6, "GET", f"/allies/{C}/credentials", 200, extra=' "http://ref/" "curl/8.0"'),  # combined, ok
         common(7, "GET", "/404/500/400", 404),  # numbers in the path must not fool anyone
         common(8, "GET", "/x", 301, size="404"),  # nor a size that looks like a status
@@ -68,7 +68,7 @@ def known_log() -> tuple[list[str], dict]:
         "failed_requests": 6,
         "credential_requests": 6,
         "failed_credential_requests": 4,
-        "affected": {A: True, B: False, "not-an-id": False},  # id -> recovered
+        "affected": {A: True, B: False, "not\nan-id": False},  # canonical id -> recovered
     }
     return lines, truth
 
@@ -304,7 +304,7 @@ def test_human_report_names_counts_allies_and_fix(tmp_path):
     assert "failed requests (>= 400)" in out and "Affected allies: 3 (2 still affected, 1 recovered" in out
     assert f"AFFECTED {B}" in out and f"Recovered (1, nothing to do; --json lists them all): {A}" in out
     assert f"allies credentials set {B} --username <USERNAME>" in out
-    assert "'not-an-id' is not an ally id" in out
+    assert "'not\\x0aan-id' is not a valid ally id" in out  # escaped: one line, never a forged one
 
 
 def test_the_original_server_log():

@@ -25,11 +25,17 @@ def _escape(text: str) -> str:
 
 def format_line(req: Request, response: Response, when: datetime) -> str:
     """`host - - [time] "METHOD /path PROTOCOL" status size`."""
-    size = response.content_length or "-"
-    request_line = _escape(f"{req.method} {req.path} {req.environ.get('SERVER_PROTOCOL', '-')}")
+    request_line = f"{req.method} {req.path} {req.environ.get('SERVER_PROTOCOL', '-')}"
+    return clf_line(req.remote_addr, when, request_line, response.status_code, response.content_length)
+
+
+def clf_line(
+    remote_addr: str | None, when: datetime, request_line: str, status: int, size: int | None
+) -> str:
+    """One common log format line; the request line is escaped (it is the client's text)."""
     return (
-        f"{req.remote_addr or '-'} - - [{when:%d/%b/%Y:%H:%M:%S %z}] "
-        f'"{request_line}" {response.status_code} {size}'
+        f"{remote_addr or '-'} - - [{when:%d/%b/%Y:%H:%M:%S %z}] "
+        f'"{_escape(request_line)}" {status} {size or "-"}'
     )
 
 
@@ -37,24 +43,35 @@ def local_now() -> datetime:
     return datetime.now().astimezone()
 
 
+class AccessLog:
+    """Appends lines to the log file (and echoes them to stdout). The file is opened once per
+    process, on the first line, in append mode: each line is one write(2), whole even with several
+    workers writing; rotate it with copytruncate (or restart the service)."""
+
+    def __init__(self, path: Path, echo: bool = True) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.echo = path, echo
+        self._descriptor: int | None = None  # opened in the worker process that writes
+
+    def write(self, line: str) -> None:
+        data = (line + "\n").encode("ascii")
+        if self._descriptor is None:
+            self._descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        os.write(self._descriptor, data)
+        if self.echo:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+
+
 def init_app(
     app: Flask, log_file: Path, echo: bool = True, clock: Callable[[], datetime] = local_now
 ) -> None:
-    """Log every request of `app`, appending to `log_file` (and echoing to stdout).
-
-    `clock` gives each line's time (a simulated one for the reproducible demo log). The file is
-    opened once per process in append mode: each line is one write(2), whole even with several
-    workers writing; rotate it with copytruncate (or restart the service)."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    descriptor: list[int] = []  # opened on the first request, in the worker process that serves it
+    """Log every request of `app` to `log_file` (and stdout); `clock` gives each line's time (a
+    simulated one for the reproducible demo log). The server logs what it refuses before the app
+    through the same `app.extensions["allies.accesslog"]`."""
+    log = app.extensions["allies.accesslog"] = AccessLog(log_file, echo)
 
     @app.after_request
     def write_access_line(response: Response) -> Response:
-        line = (format_line(request, response, clock()) + "\n").encode("ascii")
-        if not descriptor:
-            descriptor.append(os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
-        os.write(descriptor[0], line)
-        if echo:
-            sys.stdout.buffer.write(line)
-            sys.stdout.flush()
+        log.write(format_line(request, response, clock()))
         return response

@@ -33,6 +33,12 @@ def create_app(
     app.extensions["allies.tokens"] = auth.load_tokens(settings.api_tokens, settings.api_tokens_file)
     limit = ratelimit.Limit.parse(settings.write_rate_limit)
     app.extensions["allies.limiter"] = ratelimit.Limiter(limit) if limit else None
+    app.extensions["allies.refusals"] = ratelimit.Sampler(
+        ratelimit.Limit(api.REFUSALS_AUDITED_PER_MINUTE, 60)
+    )
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # OPTIONS gets the JSON 405 with Allow, like any method
+    # No redirects: werkzeug would build their Location from the client's Host header.
+    app.url_map.merge_slashes = False
 
     @app.before_request
     def assign_request_id() -> None:
@@ -49,4 +55,5 @@ def create_app(
     errors.init_app(app)
     accesslog.init_app(app, settings.log_file, echo=echo_log, clock=clock)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api.health_bp)
     return app

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .text import printable
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -29,15 +31,20 @@ class Attempt:
     def row(self, outcome: str, http_status: int | None, detail: str = "") -> dict:
         """The audit row's values, as the named parameters of INSERT."""
         return {
-            "actor": self.actor[:MAX_FIELD_CHARS],
-            "ally_id": self.ally_id[:MAX_FIELD_CHARS],
+            "actor": _stored(self.actor),
+            "ally_id": _stored(self.ally_id),
             "action": self.action,
             "outcome": outcome,
             "http_status": http_status,
             "client_addr": self.client_addr,
             "request_id": self.request_id,
-            "detail": detail[:MAX_FIELD_CHARS],
+            "detail": _stored(detail),
         }
+
+
+def _stored(text: str) -> str:
+    """Attacker-controlled text as stored: escaped (PostgreSQL text holds no NUL), then clipped."""
+    return printable(text)[:MAX_FIELD_CHARS]
 
 
 def record(

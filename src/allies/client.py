@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from urllib.parse import quote
 
 
 class ApiUnreachable(Exception):
@@ -26,11 +27,11 @@ class Client:
         self.timeout = timeout
 
     def credentials_status(self, ally_id: str) -> Reply:
-        return self._call("GET", f"/allies/{ally_id}/credentials")
+        return self._call("GET", f"/allies/{quote(ally_id, safe='')}/credentials")
 
     def set_credentials(self, ally_id: str, username: str, password: str) -> Reply:
         body = {"username": username, "password": password}
-        return self._call("POST", f"/allies/{ally_id}/credentials", body)
+        return self._call("POST", f"/allies/{quote(ally_id, safe='')}/credentials", body)
 
     def _call(self, method: str, path: str, body: dict | None = None) -> Reply:
         url = self.base_url + path

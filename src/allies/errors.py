@@ -9,12 +9,17 @@ from flask import Flask, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 RETRY_AFTER_SECONDS = 5
+MAX_DETAIL_CHARS = 200  # a detail may quote the client's own text: clipped
 logger = logging.getLogger("allies.errors")
 
 MESSAGES = {
+    400: "Bad request",
     404: "Not found",
     405: "Method not allowed",
     413: "Request body too large",
+    414: "Request line too long",
+    431: "Request headers too large",
+    500: "Server error",
 }
 
 
@@ -28,6 +33,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = exc.code or 500
+        if 300 <= code < 400:  # a routing redirect: its Location would come from the Host header
+            return json_error(404, MESSAGES[404])
         extra = {"detail": f"the limit is {app.config['MAX_CONTENT_LENGTH']} bytes"}
         response = json_error(code, MESSAGES.get(code, exc.name), **(extra if code == 413 else {}))
         if code == 405 and getattr(exc, "valid_methods", None):

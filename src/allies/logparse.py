@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import unquote
 
 # polars allocates with jemalloc, which by default keeps an arena and a cache per thread: memory
 # freed by one block is not reused for the next, and the triage's peak memory grows by about a
@@ -26,15 +27,25 @@ os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1,tcache:false")
 
 import polars as pl  # noqa: E402 - after the allocator setting
 
+from .validation import UUID_PATTERN  # noqa: E402
+
 MALFORMED_SAMPLES = 5
 MAX_CLIENTS_LISTED = 20
 _MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-_TIME = rf"(?:0[1-9]|[12][0-9]|3[01])/{_MONTH}/[0-9]{{4}}:(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)"
+# A date the calendar has (31/Feb, day 32 and year 0 are malformed lines); 29/Feb of a year that is
+# not a leap year passes here and is left out of the ally requests when its time is read.
+_DAY_MONTH = (
+    rf"(?:(?:0[1-9]|1[0-9]|2[0-9])/{_MONTH}|30/(?:Jan|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r"|31/(?:Jan|Mar|May|Jul|Aug|Oct|Dec))"
+)
+_YEAR = r"(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+_TIME = rf"{_DAY_MONTH}/{_YEAR}:(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)"
+_ZONE = r"(?:0[0-9]|1[0-4])[0-5][0-9]"  # UTC offsets exist from -12:00 to +14:00
 # host ident user [time zone] "request" status size [anything: combined format's referer/agent,
 # or the original log's extra field]. `- 0500`: the original log's zone quirk.
 LINE = (
     r"^(?P<host>[^ ]+) [^ ]+ [^ ]+ "
-    rf"\[(?P<time>{_TIME}) ?(?P<sign>[-+]) ?(?P<zone>[0-9]{{4}})\] "
+    rf"\[(?P<time>{_TIME}) ?(?P<sign>[-+]) ?(?P<zone>{_ZONE})\] "
     r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>[1-5][0-9]{2}) (?:[0-9]+|-)(?: .*)?\r?$'
 )
 _STATUS_GROUP = re.compile(LINE).groupindex["status"]
@@ -45,14 +56,15 @@ _STATUS_GROUP = re.compile(LINE).groupindex["status"]
 # /allies/ stay plain: they are most of the app's own log.)
 _PLAIN = (
     r'^[^ "\\]+ [^ "\\]+ [^ "\\]+ '
-    rf"\[{_TIME} ?[-+] ?[0-9]{{4}}\] "
+    rf"\[{_TIME} ?[-+] ?{_ZONE}\] "
     r'"(?:[^ "\\][^"\\]*)?" [1-5][0-9]{2} (?:[0-9]+|-)(?: |\r?$)'
 )
 # On a line already known to be valid, short expressions find the fields: captures stay cheap.
 _STAMP = r"^[^ ]+ [^ ]+ [^ ]+ \[([^\]]*)\] "
 _SEPARATORS = [chr(code) for code in range(1, 32) if chr(code) not in "\n\r"]
 # A request to the ally endpoint: the credentials one, or (--all-endpoints) any under /allies/<id>.
-_CREDENTIALS = r"(?P<method>[A-Z]+) /allies/(?P<ally>[^/? ]*)/credentials/?(?:\?[^ ]*)? HTTP/[0-9.]+"
+# Exactly what the app routes there (no trailing slash); the id is made canonical afterwards.
+_CREDENTIALS = r"(?P<method>[A-Z]+) /allies/(?P<ally>[^/? ]+)/credentials(?:\?[^ ]*)? HTTP/[0-9.]+"
 _ANY_ALLY = r"(?P<method>[A-Z]+) /allies/(?P<ally>[^/? ]+)(?:[/?][^ ]*)? HTTP/[0-9.]+"
 # Where a valid line's request ends: the first unescaped quote, always followed by a space.
 _REQUEST_FIELDS = r'^(?P<host>[^ ]+) [^ ]+ [^ ]+ \[(?P<stamp>[^\]]*)\] "{}" '
@@ -154,15 +166,36 @@ def _ally_requests(lines: pl.DataFrame, all_endpoints: bool) -> pl.DataFrame:
             when=_utc(pl.col("stamp")),
         )
         .drop("stamp")
-        .drop_nulls("when")  # a date the calendar does not have (31/Feb): skipped
+        .drop_nulls("when")  # 29/Feb of a common year, or a time beyond year 9999 in UTC: skipped
+        .with_columns(ally=_canonical_ally(pl.col("ally")))
         .collect()
     )
 
 
+def _canonical_ally(ally: pl.Expr) -> pl.Expr:
+    """The id as the app reads it from the path: percent-decoded, a UUID in lowercase."""
+    decoded = pl.when(ally.str.contains("%", literal=True)).then(
+        ally.map_elements(unquote, return_dtype=pl.String)
+    )
+    ally = decoded.otherwise(ally)
+    return (
+        pl.when(ally.str.contains(f"^(?i:{UUID_PATTERN.pattern})$"))
+        .then(ally.str.to_lowercase())
+        .otherwise(ally)
+    )
+
+
 def _utc(stamp: pl.Expr | pl.Series) -> pl.Expr | pl.Series:
-    """`02/Nov/2023:22:24:12 -0500` (or the quirk `- 0500`) as UTC; null for 31/Feb and such."""
-    return stamp.str.replace_all(" ", "", literal=True).str.to_datetime(
+    """`02/Nov/2023:22:24:12 -0500` (or the quirk `- 0500`) as UTC; null for 29/Feb/2023 and for a
+    time outside years 1-9999 once in UTC (Python's datetime holds no other)."""
+    time = stamp.str.replace_all(" ", "", literal=True).str.to_datetime(
         "%d/%b/%Y:%H:%M:%S%z", time_zone="UTC", strict=False
+    )
+    year = time.dt.year()
+    return (
+        time.set(year.is_between(1, 9999).not_(), None)
+        if isinstance(time, pl.Series)
+        else (pl.when(year.is_between(1, 9999)).then(time))
     )
 
 

@@ -65,3 +65,24 @@ class Limiter:
 
 def retry_after(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
+
+
+class Sampler:
+    """Lets through up to `limit` events per client and period, and counts the others per client
+    (for the audit of refusals: a flood leaves a bounded number of rows, and a count)."""
+
+    def __init__(self, limit: Limit, clock=time.monotonic) -> None:
+        self._limiter = Limiter(limit, clock)
+        self._skipped: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, client: str) -> int | None:
+        """None when this event is not to be recorded, else how many were skipped before it."""
+        admitted = not self._limiter.acquire(client)
+        with self._lock:
+            if admitted:
+                return self._skipped.pop(client, 0)
+            self._skipped[client] = self._skipped.get(client, 0) + 1
+            if len(self._skipped) > MAX_CLIENTS:
+                del self._skipped[next(iter(self._skipped))]  # the longest-counting client's tally
+            return None

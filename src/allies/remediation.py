@@ -6,12 +6,16 @@ them at the prompt of `allies credentials set`.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from . import audit
+from .text import printable
 from .triage import AllyStats
+from .validation import is_valid_ally_id
 
 if TYPE_CHECKING:
     import psycopg
@@ -43,9 +47,10 @@ def lookup(conn: psycopg.Connection, ally_ids: list[str]) -> dict[str, AllyRecor
     """Name and current credentials status of each id (ids with no store are marked missing)."""
     from .credentials import IS_SET  # with the database driver: only when a database is used
 
+    valid = [ally_id for ally_id in ally_ids if is_valid_ally_id(ally_id)]  # a NUL cannot even be sent
     rows = conn.execute(
         f"SELECT id, data::jsonb ->> 'name', {IS_SET} FROM stores WHERE id = ANY(%s)",  # noqa: S608
-        (ally_ids,),
+        (valid,),
     ).fetchall()
     found = {row[0]: AllyRecord(True, row[1], row[2]) for row in rows}
     return {ally_id: found.get(ally_id, AllyRecord(False)) for ally_id in ally_ids}
@@ -88,12 +93,14 @@ def causes(stats: AllyStats, record: AllyRecord | None = None) -> list[str]:
 
 def plan(stats: AllyStats, record: AllyRecord | None, api_url: str) -> list[str]:
     """The steps that fix one still-affected ally, and how to verify."""
-    ally = stats.ally_id
     if not stats.valid_id:
         return [
-            f"'{ally}' is not an ally id (expected a UUID): ask the client(s) "
+            f"'{printable(stats.ally_id)}' is not a valid ally id: ask the client(s) "
             f"{', '.join(sorted(stats.clients))} which store they meant, then re-submit for that id",
         ]
+    # The id comes from the log: quoted, so a command copied from here runs what it says.
+    ally = shlex.quote(stats.ally_id)
+    url = shlex.quote(f"{api_url}/allies/{quote(stats.ally_id, safe='')}/credentials")
     if record is not None and not record.exists:
         return [f"no store has id {ally}: confirm the id with the requester (mistyped?) before re-submitting"]
     if set(stats.methods) == {"GET"}:
@@ -111,7 +118,7 @@ def plan(stats: AllyStats, record: AllyRecord | None, api_url: str) -> list[str]
     steps += [
         "get the username and password from the ally (never from the log), then re-submit:",
         f"  allies credentials set {ally} --username <USERNAME> --api-url {api_url}",
-        f"  or: curl -X POST {api_url}/allies/{ally}/credentials -H 'Content-Type: application/json' "
+        f"  or: curl -X POST {url} -H 'Content-Type: application/json' "
         '-d \'{"username": "<USERNAME>", "password": "<PASSWORD>"}\'',
         f"verify: allies credentials status {ally} --api-url {api_url}   (expect: credentials set)",
     ]

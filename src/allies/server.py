@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
+from . import accesslog, errors
 from .app import create_app
 
 THREADS_PER_WORKER = 4
@@ -34,7 +38,7 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int = THREADS_PER_
         {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": "gthread",
+            "worker_class": "allies.server.Worker",
             "threads": threads,
             "keepalive": 5,
             "timeout": 30,
@@ -45,6 +49,59 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int = THREADS_PER_
             "control_socket_disable": True,  # one fixed socket path would clash between instances
         }
     ).run()
+
+
+class Worker(ThreadWorker):
+    """gunicorn's threaded worker, except for the requests it refuses before the app sees them
+    (a request line over the limit, malformed headers or framing): they are answered in the API's
+    JSON error shape, not gunicorn's HTML page, and written to the access log like any request."""
+
+    def handle_error(self, req, client, addr, exc) -> None:
+        page = _Captured(client)
+        super().handle_error(req, page, addr, exc)  # gunicorn decides the status; we keep only that
+        status_line = page.data.split(b"\r\n", 1)[0].decode("latin-1")  # HTTP/1.1 414 URI Too Long
+        _, status, reason = (status_line.split(" ", 2) + ["", ""])[:3]
+        code = int(status) if status.isdigit() else 500
+        body = {"message": errors.MESSAGES.get(code, reason or "Server error")}
+        if 400 <= code < 500:
+            body["detail"] = str(exc)[: errors.MAX_DETAIL_CHARS]
+        payload = (json.dumps(body, separators=(",", ":")) + "\n").encode()  # as Flask writes it
+        head = (
+            f"HTTP/1.1 {code} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nCache-Control: no-store\r\n"
+            "X-Content-Type-Options: nosniff\r\n\r\n"
+        )
+        with contextlib.suppress(OSError):  # the client may be gone
+            client.sendall(head.encode("latin-1") + payload)
+        log = self.wsgi.extensions["allies.accesslog"]
+        remote = addr[0] if addr else None
+        log.write(accesslog.clf_line(remote, accesslog.local_now(), _request_line(req), code, len(payload)))
+
+
+def _request_line(req) -> str:
+    """What gunicorn parsed of the request line, or "-" when it could parse none."""
+    if req is None or not getattr(req, "method", None):
+        return "-"
+    version = f" HTTP/{req.version[0]}.{req.version[1]}" if getattr(req, "version", None) else ""
+    return f"{req.method} {req.path or ''}{version}"
+
+
+class _Captured:
+    """A client socket whose writes are kept instead of sent (everything else is the socket's)."""
+
+    def __init__(self, sock) -> None:
+        self._sock, self.data = sock, b""
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+    send = sendall
+
+    def gettimeout(self) -> float:
+        return 0.0  # so gunicorn's write_nonblock neither changes nor restores blocking mode
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
 
 
 def run_dev(host: str, port: int) -> None:

@@ -13,6 +13,7 @@ import gzip
 import io
 import os
 import sys
+import zlib
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,7 +26,7 @@ from typing import BinaryIO
 
 from . import logparse
 from .logparse import Window
-from .validation import ALLY_ID_PATTERN
+from .validation import is_valid_ally_id
 
 CHUNK_BYTES = 8 * 1024 * 1024
 # Lines mentioning /allies/ kept from merged blocks before they are summarized per ally.
@@ -57,7 +58,7 @@ class AllyStats:
 
     @property
     def valid_id(self) -> bool:
-        return bool(ALLY_ID_PATTERN.match(self.ally_id))
+        return is_valid_ally_id(self.ally_id)
 
     def to_dict(self) -> dict:
         return {
@@ -136,12 +137,14 @@ def _open_input(path: str, stack: ExitStack) -> tuple[BinaryIO, bool]:
 
 def _stream_blocks(stream: BinaryIO, path: str) -> Iterator[StreamBlock]:
     """Blocks of whole lines from a stream: about CHUNK_BYTES, then up to the end of that line."""
+    offset = 0  # of the lines read so far (decompressed, for gzip)
     while True:
         try:
             data = stream.read(CHUNK_BYTES)
             rest = stream.readline() if data and not data.endswith(b"\n") else b""
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise TriageError(f"cannot read {path}: {exc}") from None
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupted gzip among them
+            raise TriageError(f"cannot read {path} past byte {offset} of its lines: {exc}") from None
+        offset += len(data) + len(rest)
         if not data:
             return
         block = data + rest if rest else data

@@ -6,7 +6,15 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-ALLY_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+# An ally id is any "string identification" the original's VARCHAR column can hold, within reason:
+# 1-128 characters, no whitespace, control characters or "/". A UUID, in any case, is the same
+# ally as its lowercase form (the form stored); any other id is used as it is.
+UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+MAX_ALLY_ID_CHARS = 128
+FORBIDDEN_IN_ID = re.compile(r"[\s\x00-\x1f\x7f-\x9f/\ud800-\udfff]")
+# What a credential may not contain: it is sent on to a partner, so it must encode as UTF-8
+# (no lone surrogates) and carry no control characters (NUL truncates C strings downstream).
+FORBIDDEN_IN_CREDENTIAL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 MAX_USERNAME_CHARS = 256
 MAX_PASSWORD_CHARS = 1024
 
@@ -24,10 +32,30 @@ class AllyNotFound(Rejected):
 
 
 def parse_ally_id(raw: str) -> str:
-    """The ally id in canonical form (a lowercase UUID), or Rejected."""
-    if not ALLY_ID_PATTERN.match(raw):
-        raise Rejected("malformed ally id: expected a UUID like 1f585fc9-4926-468c-a728-eb34d80e9ea1")
-    return raw.lower()
+    """The ally id in canonical form (a UUID in lowercase, any other id as it is), or Rejected."""
+    if UUID_PATTERN.fullmatch(raw):
+        return raw.lower()
+    if not raw:
+        raise Rejected("malformed ally id: it is empty")
+    if len(raw) > MAX_ALLY_ID_CHARS:
+        raise Rejected(f"malformed ally id: longer than {MAX_ALLY_ID_CHARS} characters")
+    forbidden = FORBIDDEN_IN_ID.search(raw)
+    if forbidden:
+        raise Rejected(f"malformed ally id: it contains {code_point(forbidden.group())}")
+    return raw
+
+
+def is_valid_ally_id(raw: str) -> bool:
+    try:
+        parse_ally_id(raw)
+    except Rejected:
+        return False
+    return True
+
+
+def code_point(char: str) -> str:
+    """A character named without printing it: U+000A."""
+    return f"U+{ord(char):04X}"
 
 
 def parse_body(body: object) -> tuple[str, str]:
@@ -52,6 +80,9 @@ def _required_text(body: dict, key: str, label: str, max_chars: int) -> str:
         raise Rejected(f"empty field: {label}")
     if len(value) > max_chars:
         raise Rejected(f"field {label} is longer than {max_chars} characters")
+    forbidden = FORBIDDEN_IN_CREDENTIAL.search(value)
+    if forbidden:  # named by code point: the value itself is a secret
+        raise Rejected(f"field {label} contains {code_point(forbidden.group())}, which cannot be sent on")
     return value
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from .. import audit, keys
 from ..crypto import keyring_source, load_keyring, new_key_entry
+from ..text import printable
 from ..validation import parse_ally_id, parse_time
 from .base import CommandFailed, json_option, main, open_db, print_json, settings
 
@@ -49,7 +50,8 @@ def audit_command(ally_id: str | None, failed: bool, since: str | None, limit: i
             row["request_id"],
             row["detail"] or "",
         ]
-        click.echo("  ".join(fields).rstrip())
+        # Ids and details come from requests: escaped, so no client can forge a line here.
+        click.echo("  ".join(printable(field) for field in fields).rstrip())
 
 
 @main.group("keys")

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from ..config import DEFAULT_API_URL, ConfigError, Settings
+from ..text import printable
 from ..validation import AllyNotFound, Rejected
 
 if TYPE_CHECKING:
@@ -152,6 +153,14 @@ def run() -> None:
         # a command that loaded polars, ~30 ms for nothing. Frozen objects are skipped. Commands
         # close their own files and connections; the interpreter still flushes stdout and stderr.
         gc.freeze()
+
+
+def literal(value: object) -> str:
+    """Data (a store's fields, log-derived text) inside rich output: printed as it is, never read
+    as markup, its control characters escaped."""
+    from rich.markup import escape
+
+    return escape(printable(str(value)))
 
 
 def print_json(value: object) -> None:

@@ -9,8 +9,9 @@ import sys
 import click
 
 from .. import remediation, triage
+from ..text import printable
 from ..validation import parse_time
-from .base import InputError, api_url_option, main, print_json, redact
+from .base import InputError, api_url_option, literal, main, print_json, redact
 
 EXIT_AFFECTED = 3
 RECOVERED_SHOWN = 3
@@ -129,7 +130,7 @@ def _print_report(report: triage.Report, records, audits, api_url: str) -> None:
     from rich.table import Table
 
     summary = Table(title="Log triage", show_header=False)
-    summary.add_row("files", ", ".join(f"{f['path']} ({f['lines']} lines)" for f in report.files))
+    summary.add_row("files", ", ".join(f"{literal(f['path'])} ({f['lines']} lines)" for f in report.files))
     summary.add_row("lines", f"{report.total_lines} ({report.parsed} parsed, {report.malformed} malformed)")
     if report.window:
         summary.add_row("window", f"{report.window.since or '…'} → {report.window.until or '…'}")
@@ -144,7 +145,7 @@ def _print_report(report: triage.Report, records, audits, api_url: str) -> None:
     if report.malformed_samples:
         _say(f"[bold]Lines that could not be parsed[/] (first {len(report.malformed_samples)}):")
         for sample in report.malformed_samples:
-            _say(f"  {sample['file']}:{sample['line']}: {sample['text']!r}", markup=False)
+            _say(f"  {sample['file']}:{sample['line']}: {sample['text']}", markup=False)
     _print_allies(report, records, audits, api_url)
 
 
@@ -162,7 +163,7 @@ def _print_allies(report: triage.Report, records, audits, api_url: str) -> None:
     for stats in pending:
         record = records[stats.ally_id] if records is not None else None
         known = f" — {_describe_record(record, stats)}" if record is not None else ""
-        _say(f"\n[bold red]AFFECTED[/] {stats.ally_id}{known}")
+        _say(f"\n[bold red]AFFECTED[/] {literal(stats.ally_id)}{known}")
         _say(
             f"  {stats.failures} failed of {stats.requests}: "
             + " ".join(f"{k}×{v}" for k, v in sorted(stats.statuses.items()))
@@ -183,18 +184,21 @@ def _print_allies(report: triage.Report, records, audits, api_url: str) -> None:
             _say(f"  {step}", markup=False)
     recovered = [stats.ally_id for stats in affected if stats.recovered]
     if recovered:
-        shown = ", ".join(recovered[:RECOVERED_SHOWN]) + (", …" if len(recovered) > RECOVERED_SHOWN else "")
-        _say(f"\n[green]Recovered[/] ({len(recovered)}, nothing to do; --json lists them all): {shown}")
+        listed = ", ".join(map(literal, recovered[:RECOVERED_SHOWN]))
+        listed += ", …" if len(recovered) > RECOVERED_SHOWN else ""
+        _say(f"\n[green]Recovered[/] ({len(recovered)}, nothing to do; --json lists them all): {listed}")
 
 
 def _say(text: str, markup: bool = True) -> None:
+    """One line for people. Text with markup interpolates log-derived parts through `shown`; text
+    without markup is escaped whole (it quotes the log: ids, clients, lines)."""
     # soft_wrap: long commands stay on one line, so they can be copied as they are.
-    _console().print(text, markup=markup, highlight=False, soft_wrap=True)
+    _console().print(text if markup else printable(text), markup=markup, highlight=False, soft_wrap=True)
 
 
 def _describe_record(record: remediation.AllyRecord, stats: triage.AllyStats) -> str:
     if not stats.valid_id:
-        return "not an ally id"
+        return "not a valid ally id"
     if not record.exists:
         return "no store has this id"
     return f"{record.name}, credentials {'set' if record.credentials_set else 'not set'} now"

@@ -13,8 +13,18 @@ from rich.table import Table
 
 from .. import reports, stores
 from ..client import ApiUnreachable, Client
+from ..text import printable
 from ..validation import parse_ally_id
-from .base import CommandFailed, InputError, api_url_option, json_option, main, open_db, print_json
+from .base import (
+    CommandFailed,
+    InputError,
+    api_url_option,
+    json_option,
+    literal,
+    main,
+    open_db,
+    print_json,
+)
 
 console = Console()
 # -- case 1 --------------------------------------------------------------------------------
@@ -54,7 +64,7 @@ def _tags_table(rows: list[dict], chart: bool) -> Table:
     if chart:
         table.add_column("")
     for row in rows:
-        cells = [row["tag"], str(row["stores"])]
+        cells = [literal(row["tag"]), str(row["stores"])]
         if chart:
             cells.append("█" * round(40 * row["stores"] / widest) if widest else "")
         table.add_row(*cells)
@@ -89,9 +99,9 @@ def store_show(store_id: str, as_json: bool) -> None:
         print_json({"id": store_id, **view})
         return
     table = Table(show_header=False)
-    table.add_row("id", store_id)
+    table.add_row("id", literal(store_id))
     for key, value in view.items():
-        table.add_row(key, _describe(key, value))
+        table.add_row(literal(key), literal(_describe(key, value)))
     console.print(table)
 
 
@@ -183,7 +193,10 @@ def store_undo(store_id: str, yes: bool, as_json: bool) -> None:
 
 def _diff_lines(outcome: stores.Outcome) -> list[str]:
     keys = [k for k in outcome.after if outcome.before.get(k) != outcome.after.get(k)]
-    return [f"  {k}: {_describe(k, outcome.before.get(k))} -> {_describe(k, outcome.after[k])}" for k in keys]
+    return [
+        printable(f"  {k}: {_describe(k, outcome.before.get(k))} -> {_describe(k, outcome.after[k])}")
+        for k in keys
+    ]
 
 
 def _print_diff(outcome: stores.Outcome) -> None:
