@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, YOUNG_WOLF
 
@@ -233,3 +234,11 @@ def test_options_is_a_json_405_naming_the_allowed_methods(client):
     response = client.options(f"/allies/{BARNES}/credentials")
     assert response.status_code == 405 and response.get_json() == {"message": "Method not allowed"}
     assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "POST"}
+
+
+@pytest.mark.parametrize(
+    "refused", ["a b", "x" * 129, "1F585FC9-4926-468C-A728-EB34D80E9EA1", "a/b", "tab\there"]
+)
+def test_the_table_refuses_ids_the_api_could_not_serve(conn, refused):
+    with pytest.raises(psycopg.errors.CheckViolation, match="stores_id_is_an_ally_id"):
+        conn.execute("INSERT INTO stores VALUES (%s, '{}')", (refused,))

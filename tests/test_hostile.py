@@ -272,3 +272,36 @@ def test_any_body_gives_sendable_credentials_or_a_detail_without_the_secret(body
     for value in (username, password):
         value.encode("utf-8")
         assert value == printable(value) and value.strip()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 10_000),  # which mutation and path
+            st.integers(0, 200),  # where the noise goes
+            st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\n\r"), max_size=6),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_any_log_line_is_read_as_the_line_by_line_reference_reads_it(lines_spec):
+    """The polars reader against Python's `re`, line by line (tests/test_triage.py's reference)."""
+    import tempfile
+    from pathlib import Path
+
+    from test_triage import MUTATIONS, PATHS, reference
+
+    from allies import triage
+
+    lines = []
+    for n, (choice, where, noise) in enumerate(lines_spec):
+        line = common(n % 50, "POST" if choice % 2 else "GET", PATHS[choice % len(PATHS)], 200 + choice % 400)
+        line = MUTATIONS[choice % len(MUTATIONS)](line, __import__("random").Random(choice))
+        lines.append(line[:where] + noise + line[where:])
+    with tempfile.TemporaryDirectory() as folder:
+        data = triage.analyze([write(Path(folder) / "fuzz.log", lines)]).to_dict()
+    data["failures_per_ally"] = {ally["ally_id"]: ally["failures"] for ally in data["affected_allies"]}
+    expected = reference(lines)
+    assert {key: data[key] for key in expected} == expected

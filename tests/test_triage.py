@@ -10,13 +10,14 @@ import re
 import subprocess
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import unquote
 
 from click.testing import CliRunner
 from conftest import ROOT, YOUNG_WOLF, allies_env, upstream_file
 
 from allies import demo, logparse, triage
 from allies.cli import main
-from allies.validation import parse_time
+from allies.validation import UUID_PATTERN, parse_time
 
 A = "11111111-1111-4111-8111-111111111111"
 B = "22222222-2222-4222-8222-222222222222"
@@ -161,11 +162,19 @@ MUTATIONS = [
     lambda line, rng: line.replace("[0", "[3", 1).replace("/Mar/", "/Feb/", 1),
     lambda line, rng: line.replace('"GET ', '"get ', 1).replace('"POST ', '"post ', 1),  # not a method
     lambda line, rng: line.replace(" /", "  /", 1),  # two spaces before the path
+    lambda line, rng: re.sub(r"\[[^]]*\]", "[29/Feb/2023:10:00:00 -0500]", line, count=1),  # common year
+    lambda line, rng: re.sub(r"\[[^]]*\]", "[29/Feb/2024:23:00:00 -0500]", line, count=1),  # leap year: valid
+    lambda line, rng: re.sub(r"\[[^]]*\]", "[31/Dec/9999:23:59:59 -0100]", line, count=1),  # past 9999 in UTC
+    lambda line, rng: re.sub(r"\[[^]]*\]", "[01/Mar/2026:10:00:00 +9999]", line, count=1),  # no such zone
+    lambda line, rng: line.replace(A, A.upper(), 1),  # the same ally
+    lambda line, rng: line.replace("/credentials", "/credentials/", 1),  # not routed there
+    lambda line, rng: line.replace("/credentials", "/credentials%3Fx", 1),  # not routed there
+    lambda line, rng: line.replace(A, A.replace("1", "%31"), 1),  # the same ally, percent-encoded
 ]
 # Near misses of a request to the ally endpoint, and hits with a query string.
 PATHS = ["/health", "/x/500/404", "/allies", "/alliesx/1", f"/x/allies/{A}/credentials", f"/allies/{A}/other"]
 PATHS += [f"/allies/{A}/credentials", f"/allies/{B}/credentials?retry=1", "/allies/not-an-id/credentials"]
-CREDENTIALS_REQUEST = re.compile(r"[A-Z]+ /allies/([^/? ]*)/credentials/?(?:\?[^ ]*)? HTTP/[0-9.]+")
+CREDENTIALS_REQUEST = re.compile(r"[A-Z]+ /allies/([^/? ]+)/credentials(?:\?[^ ]*)? HTTP/[0-9.]+")
 
 
 def reference(lines: list[str]) -> dict:
@@ -175,14 +184,16 @@ def reference(lines: list[str]) -> dict:
     for line in lines:
         text = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # as read from disk
         found = grammar.match(text.removesuffix("\r"))
-        if not found:
+        if not found or not _real_date(found) or len(text.encode()) > logparse.MAX_LINE_BYTES:
             continue
         parsed += 1
         statuses[found["status"]] += 1
         ally = CREDENTIALS_REQUEST.fullmatch(found["request"])
-        if ally and _real_date(found):
-            requests[ally[1]] += 1
-            failures[ally[1]] += int(found["status"]) >= 400
+        if ally:
+            canonical = unquote(ally[1])  # as the app reads the id
+            canonical = canonical.lower() if re.fullmatch(UUID_PATTERN, canonical) else canonical
+            requests[canonical] += 1
+            failures[canonical] += int(found["status"]) >= 400
     return {
         "total_lines": len(lines),
         "malformed": len(lines) - parsed,
@@ -194,9 +205,11 @@ def reference(lines: list[str]) -> dict:
 
 
 def _real_date(found: re.Match) -> bool:
+    """A time the calendar has, that stays within years 1-9999 once in UTC."""
     try:
-        datetime.strptime(f"{found['time']}{found['sign']}{found['zone']}", "%d/%b/%Y:%H:%M:%S%z")
-    except ValueError:  # 31/Feb and such: the pattern accepts the day, the calendar does not
+        when = datetime.strptime(f"{found['time']}{found['sign']}{found['zone']}", "%d/%b/%Y:%H:%M:%S%z")
+        when.astimezone(UTC)
+    except (ValueError, OverflowError):
         return False
     return True
 

@@ -30,16 +30,26 @@ import polars as pl  # noqa: E402 - after the allocator setting
 from .validation import UUID_PATTERN  # noqa: E402
 
 MALFORMED_SAMPLES = 5
+MAX_LINE_BYTES = 1024 * 1024  # a longer line is malformed (allies.triage never reads one whole)
 MAX_CLIENTS_LISTED = 20
 _MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-# A date the calendar has (31/Feb, day 32 and year 0 are malformed lines); 29/Feb of a year that is
-# not a leap year passes here and is left out of the ally requests when its time is read.
+# A date the calendar has: 31/Feb, day 32, year 0 and such make a line malformed. The grammar checks
+# day and month; a line whose time still is not a real one once in UTC (29/Feb of a common year, a
+# time past 9999 or before year 1) is malformed too, by the full check of the lines that are not
+# plain (_others), where those dates go.
 _DAY_MONTH = (
     rf"(?:(?:0[1-9]|1[0-9]|2[0-9])/{_MONTH}|30/(?:Jan|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
     r"|31/(?:Jan|Mar|May|Jul|Aug|Oct|Dec))"
 )
 _YEAR = r"(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
 _TIME = rf"{_DAY_MONTH}/{_YEAR}:(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)"
+# The plain grammar leaves out the dates whose time must be computed to be trusted.
+_PLAIN_DAY_MONTH = (
+    rf"(?:(?:0[1-9]|1[0-9]|2[0-8])/{_MONTH}|(?:29|30)/(?:Jan|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r"|31/(?:Jan|Mar|May|Jul|Aug|Oct|Dec))"
+)
+_PLAIN_YEAR = r"(?:[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8]|0[1-9][0-9]{2}|00[1-9][0-9]|000[2-9])"
+_PLAIN_TIME = rf"{_PLAIN_DAY_MONTH}/{_PLAIN_YEAR}:(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)"
 _ZONE = r"(?:0[0-9]|1[0-4])[0-5][0-9]"  # UTC offsets exist from -12:00 to +14:00
 # host ident user [time zone] "request" status size [anything: combined format's referer/agent,
 # or the original log's extra field]. `- 0500`: the original log's zone quirk.
@@ -56,7 +66,7 @@ _STATUS_GROUP = re.compile(LINE).groupindex["status"]
 # /allies/ stay plain: they are most of the app's own log.)
 _PLAIN = (
     r'^[^ "\\]+ [^ "\\]+ [^ "\\]+ '
-    rf"\[{_TIME} ?[-+] ?{_ZONE}\] "
+    rf"\[{_PLAIN_TIME} ?[-+] ?{_ZONE}\] "
     r'"(?:[^ "\\][^"\\]*)?" [1-5][0-9]{2} (?:[0-9]+|-)(?: |\r?$)'
 )
 # On a line already known to be valid, short expressions find the fields: captures stay cheap.
@@ -106,6 +116,8 @@ def analyze_block(block: bytes, window: Window) -> BlockResult:
         mentions=line.str.contains("/allies/", literal=True),
     )
     lines, valid, status = columns["line"], columns["plain"], columns["status"]
+    if lines.str.len_bytes().max() > MAX_LINE_BYTES:  # rare: one came whole within a block
+        valid = valid & (lines.str.len_bytes() <= MAX_LINE_BYTES)
     others = _others(lines, ~valid)
     malformed = others.filter(pl.col("status").is_null())
     valid = valid.scatter(others["index"], others["status"].is_not_null())
@@ -130,8 +142,10 @@ def _others(lines: pl.Series, mask: pl.Series) -> pl.DataFrame:
     """index, line, status of the lines in `mask` (the few not plain): the full expression decides
     whether each is valid (status) or malformed (no status)."""
     index = mask.arg_true()
+    line = pl.col("line")
+    trusted = (line.str.len_bytes() <= MAX_LINE_BYTES) & _utc(line.str.extract(_STAMP, 1)).is_not_null()
     return pl.DataFrame({"index": index, "line": lines.gather(index)}).with_columns(
-        status=pl.col("line").str.extract(LINE, _STATUS_GROUP).cast(pl.Binary)
+        status=pl.when(trusted).then(line.str.extract(LINE, _STATUS_GROUP)).cast(pl.Binary)
     )
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, jsonify
 
-from .validation import MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS
-
-UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+from .validation import MAX_ALLY_ID_CHARS, MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS
 
 
 def _message(*values: str, detail: bool = False) -> dict:
@@ -52,8 +50,11 @@ def document(secured: bool, rate_limited: bool) -> dict:
         "name": "allyId",
         "in": "path",
         "required": True,
-        "description": "The ally (store) id, a UUID",
-        "schema": {"type": "string", "pattern": UUID},
+        "description": (
+            f"The ally (store) id: 1-{MAX_ALLY_ID_CHARS} characters without whitespace, control characters "
+            "or '/'; a UUID in any case is the same ally as its lowercase form"
+        ),
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ALLY_ID_CHARS, "pattern": r"^[^\s/]+$"},
     }
     text = {"type": "string", "minLength": 1, "pattern": r"\S"}
     post_responses = {

@@ -1,8 +1,15 @@
 -- The allies schema. Idempotent: run at every start.
 -- `stores` is compatible with the original challenge (there `data` is JSON; here JSONB, which
 -- every query of the project also accepts as JSON through explicit casts).
+-- An id is what the API and the CLI accept (allies.validation.parse_ally_id): 1-128 characters, no
+-- whitespace, control characters or '/', a UUID in lowercase. A table made elsewhere (the original's)
+-- is not altered.
 CREATE TABLE IF NOT EXISTS stores (
-    id   VARCHAR PRIMARY KEY,
+    id   VARCHAR PRIMARY KEY CONSTRAINT stores_id_is_an_ally_id CHECK (
+        char_length(id) BETWEEN 1 AND 128
+        AND id !~ '[[:space:][:cntrl:]/]'
+        AND (id !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' OR id = lower(id))
+    ),
     data JSONB
 );
 

@@ -29,6 +29,10 @@ from .logparse import Window
 from .validation import is_valid_ally_id
 
 CHUNK_BYTES = 8 * 1024 * 1024
+# A line longer than this is malformed. It is never read whole: memory stays bounded whatever the
+# longest line (an access log line is rarely over a few KiB; servers refuse request lines over 8 KiB).
+MAX_LINE_BYTES = logparse.MAX_LINE_BYTES
+SCAN_BYTES = 64 * 1024  # the piece read at a time while skipping the rest of a long line
 # Lines mentioning /allies/ kept from merged blocks before they are summarized per ally.
 ALLY_BATCH_LINES = 20_000
 
@@ -92,18 +96,53 @@ class RangeTask:
             if begin >= stop:
                 return b""
             handle.seek(begin)
+            if stop - begin > CHUNK_BYTES + MAX_LINE_BYTES:  # a long line: read it line by line
+                return _read_capped(handle, stop - begin)
             block = handle.read(stop - begin)  # one read into one new bytes object
         return block if block.endswith(b"\n") else block + b"\n"
 
     @staticmethod
     def _line_start(handle: BinaryIO, offset: int) -> int:
-        """The first line start at or after `offset` (a line under way belongs to the range before)."""
+        """The first line start at or after `offset` (a line under way belongs to the range before),
+        found reading SCAN_BYTES at a time."""
         if offset == 0:
             return 0
         handle.seek(offset - 1)
-        if handle.read(1) != b"\n":
-            handle.readline()
+        if handle.read(1) == b"\n":
+            return offset
+        while piece := handle.read(SCAN_BYTES):
+            end = piece.find(b"\n")
+            if end >= 0:
+                return handle.tell() - len(piece) + end + 1
         return handle.tell()
+
+
+def _read_capped(handle: BinaryIO, size: int) -> bytes:
+    """`size` bytes of whole lines from `handle`, each line over MAX_LINE_BYTES replaced by a short
+    malformed line saying so (the rest of it skipped, never held)."""
+    out = bytearray()
+    while size > 0 and (line := handle.readline(min(size, MAX_LINE_BYTES + 1))):
+        size -= len(line)
+        if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+            out += line
+            continue
+        length = len(line)
+        while size > 0 and (rest := handle.readline(min(size, SCAN_BYTES))):
+            size, length = size - len(rest), length + len(rest)
+            if rest.endswith(b"\n"):
+                length -= 1
+                break
+        out += _too_long(line, length)
+    return bytes(out) if out.endswith(b"\n") or not out else bytes(out) + b"\n"
+
+
+def _too_long(start: bytes, length: int) -> bytes:
+    """What stands for a line over the limit: malformed by the grammar, naming its size."""
+    return b"line over the %d-byte limit (%d bytes), starting: %s\n" % (
+        MAX_LINE_BYTES,
+        length,
+        start[:100].replace(b"\r", b" "),
+    )
 
 
 class StreamBlock:
@@ -136,19 +175,33 @@ def _open_input(path: str, stack: ExitStack) -> tuple[BinaryIO, bool]:
 
 
 def _stream_blocks(stream: BinaryIO, path: str) -> Iterator[StreamBlock]:
-    """Blocks of whole lines from a stream: about CHUNK_BYTES, then up to the end of that line."""
+    """Blocks of whole lines from a stream: about CHUNK_BYTES, then up to the end of that line (a
+    line over MAX_LINE_BYTES that ends past the block is skipped as it streams in)."""
     offset = 0  # of the lines read so far (decompressed, for gzip)
     while True:
         try:
             data = stream.read(CHUNK_BYTES)
-            rest = stream.readline() if data and not data.endswith(b"\n") else b""
+            if data and not data.endswith(b"\n"):
+                data = _finish_last_line(stream, data)
         except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupted gzip among them
             raise TriageError(f"cannot read {path} past byte {offset} of its lines: {exc}") from None
-        offset += len(data) + len(rest)
         if not data:
             return
-        block = data + rest if rest else data
-        yield StreamBlock(block if block.endswith(b"\n") else block + b"\n")
+        offset += len(data)
+        yield StreamBlock(data if data.endswith(b"\n") else data + b"\n")
+
+
+def _finish_last_line(stream: BinaryIO, data: bytes) -> bytes:
+    """`data` with its last line read to its end, or that line replaced when it is too long."""
+    start = data.rfind(b"\n") + 1
+    rest = stream.readline(MAX_LINE_BYTES + 1 - min(len(data) - start, MAX_LINE_BYTES))
+    if rest.endswith(b"\n") or len(data) - start + len(rest) <= MAX_LINE_BYTES:
+        return data + rest
+    length = len(data) - start + len(rest)
+    while rest and not rest.endswith(b"\n"):
+        rest = stream.readline(SCAN_BYTES)
+        length += len(rest) - rest.endswith(b"\n")
+    return data[:start] + _too_long(data[start:], length)
 
 
 def _tasks(path: str) -> Iterator[RangeTask | StreamBlock]:
