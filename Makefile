@@ -6,7 +6,7 @@ PORT ?= 4000
 ALLIES_HOME ?= ./.allies
 export DB_PORT ALLIES_HOME
 
-.PHONY: run test lint format install clean bench bench-triage docker-test
+.PHONY: run test test-slow check lint format install clean bench bench-triage docker-test docs
 
 $(BIN)/allies: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,15 @@ run: $(BIN)/allies ## Start the database (embedded unless DATABASE_URL), seed it
 	$(BIN)/allies db seed --if-empty
 	$(BIN)/allies serve --port $(PORT)
 
-test: $(BIN)/allies ## Run the whole test suite against a real PostgreSQL.
-	$(BIN)/pytest $(PYTEST_ARGS)
+PYTEST := $(BIN)/pytest -n auto --maxprocesses 4
+
+test: $(BIN)/allies ## The fast tier of the tests, against a real PostgreSQL (all but the `slow` ones).
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(BIN)/allies ## The slow tier: load and fault tests, schemathesis, the benchmarks on tiny inputs, the docs executed.
+	$(PYTEST) -m slow $(PYTEST_ARGS)
+
+check: lint test test-slow ## Everything: lint, the fast tier, the slow tier. CI runs this, then make docker-test.
 
 lint: $(BIN)/allies ## ruff: lint and formatting.
 	$(BIN)/ruff check .
@@ -31,8 +38,11 @@ format: $(BIN)/allies
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-docker-test: $(BIN)/allies ## The README's Docker section, run on compose.yaml (needs root; installs Docker if missing).
+docker-test: $(BIN)/allies ## The Docker section of docs/operations.md, run on compose.yaml (needs root; installs Docker if missing).
 	docker/test.sh
+
+docs: $(BIN)/allies ## Regenerate the reference of docs/cli.md from the commands' --help.
+	$(BIN)/python tests/cli_reference.py
 
 bench: $(BIN)/allies ## API (full vs bare-bones app, wrk), database (1 M stores), triage: table + docs/benchmarks.md.
 	$(BIN)/python bench/bench.py

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make docker-test`: the Docker path as a user takes it. Brings up compose.yaml as it is (with
-# docker/compose.ci.yaml on top: published ports on 127.0.0.2) and runs the commands of the README's
-# Docker section against it, checking their documented output. Installs the engine if missing,
+# docker/compose.ci.yaml on top: published ports on 127.0.0.2) and runs the commands of the Docker
+# section of docs/operations.md against it, checking their documented output. Installs the engine if missing,
 # starts dockerd only if none runs, and builds stand-in base images with debootstrap when the
 # official ones cannot be pulled. Cleans up what it started, even when a check fails.
 set -euo pipefail
@@ -111,5 +111,5 @@ else
 fi
 say "engine and images ready in $(elapsed $start)"
 docker compose down --volumes --remove-orphans >/dev/null 2>&1 # a previous run killed midway
-.venv/bin/python tests/docrunner.py --run-by docker-test --host "$HOST" --timeout 900 README.md
-say "README's Docker section passed in $(elapsed $start) in all"
+.venv/bin/python tests/docrunner.py --run-by docker-test --host "$HOST" --timeout 900 docs/operations.md
+say "docs/operations.md's Docker section passed in $(elapsed $start) in all"

@@ -43,6 +43,16 @@ def with_dbname(url: str, name: str) -> str:
     return make_conninfo(url, dbname=name)
 
 
+# Fixtures that start the real server: a test using one is `served` (pytest -m "not served").
+SERVER_FIXTURES = {"serve", "served_app", "served_app_with_tokens", "hostile_server", "live_stack"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.served)
+
+
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory) -> str:
     """Admin URL of the session's PostgreSQL server."""
@@ -52,6 +62,11 @@ def server_url(tmp_path_factory) -> str:
         return
     server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), free_port())
     server.start()
+    # A throwaway server: no fsync, so the per-test CREATE DATABASE (a checkpoint) costs little.
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(f"ALTER SYSTEM SET {setting} = off")
+        conn.execute("SELECT pg_reload_conf()")
     yield server.url
     server.stop()
 

@@ -8,7 +8,8 @@ Conventions, kept small on purpose:
 - A command must exit 0, unless its expected output ends with a line `[exit N]`: then it must exit N.
 - A block preceded by `<!-- not-run: REASON -->` is not executed (long-running servers).
 - A block preceded by `<!-- run-by: RUNNER -->` is executed only by that runner, not by the test
-  suite: `python tests/docrunner.py --run-by docker-test README.md` (what `make docker-test` does).
+  suite: `python tests/docrunner.py --run-by docker-test docs/operations.md` (what `make docker-test`
+  does).
 - Shell blocks in any other language (bash, sh, shell) are refused, so no command goes untested.
 """
 

@@ -9,6 +9,8 @@ import sys
 import pytest
 from conftest import ROOT, allies_env
 
+pytestmark = [pytest.mark.slow]
+
 
 def test_bench_triage_runs_side_by_side_and_prints_ratio_and_memory():
     result = subprocess.run(

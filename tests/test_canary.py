@@ -11,11 +11,14 @@ import urllib.request
 import uuid
 
 import psycopg
+import pytest
 from conftest import BARNES, TEST_KEYS, YOUNG_WOLF, allies_env
 
 from allies import credentials
 from allies.crypto import KeyRing, new_key_entry
 from allies.embedded import bin_dir
+
+pytestmark = [pytest.mark.served]
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 

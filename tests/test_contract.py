@@ -78,6 +78,7 @@ def _bounded_check(op, mode, call, calls: Counter):
     return check
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_nothing_in_process(secured_app):
     schema = schemathesis.openapi.from_wsgi("/openapi.json", secured_app)
     failures, calls = run_schemathesis(
@@ -89,6 +90,7 @@ def test_schemathesis_finds_nothing_in_process(secured_app):
     print(f"schemathesis in process: {sum(calls.values())} cases, 0 failures: {dict(calls)}")
 
 
+@pytest.mark.slow
 def test_schemathesis_against_the_served_app(serve):
     base = serve(ALLIES_API_TOKENS=TOKENS_ENV)
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")

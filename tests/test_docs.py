@@ -1,18 +1,24 @@
-"""The runbooks are executable: every command block of README.md and README.es.md runs and its
-documented output is checked, against a fresh embedded database and a running `allies serve`."""
+"""The docs are executable: every command block of the READMEs and of docs/ (English and Spanish)
+runs and its documented output is checked, against a fresh embedded database and a running
+`allies serve`; each page from a freshly seeded database, so each page can be followed alone."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 
+import cli_reference
 import pytest
 from conftest import ROOT, allies_env, free_port, wait_for_http
 from docrunner import SHELL_LANGUAGES, blocks, output_matches, run_command
 
 from allies.embedded import bin_dir
 
-RUNBOOKS = ["README.md", "README.es.md"]
+RUNBOOKS = ["README.md", "README.es.md"] + sorted(
+    str(path.relative_to(ROOT)) for path in (ROOT / "docs").rglob("*.md") if "```console" in path.read_text()
+)
+# Every Spanish page has its English pair, with the very same commands.
+PAIRS = [(name.replace(".es.md", ".md"), name) for name in RUNBOOKS if name.endswith(".es.md")]
 
 
 def executable_blocks(name: str):
@@ -43,8 +49,21 @@ def test_every_shell_block_is_run_or_says_why_not(name):
             assert block.commands(), f"{name}:{block.line}: a console block without `$ ` commands"
 
 
-def test_both_languages_document_identical_commands():
-    assert documented_commands("README.md") == documented_commands("README.es.md")
+@pytest.mark.parametrize(("english", "spanish"), PAIRS)
+def test_both_languages_document_identical_commands(english, spanish):
+    assert documented_commands(english) == documented_commands(spanish)
+
+
+def test_every_english_runbook_page_has_its_spanish_pair():
+    pages = {str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "runbook").glob("*.md")}
+    assert pages and all(
+        page.replace(".md", ".es.md") in pages for page in pages if not page.endswith(".es.md")
+    )
+
+
+def test_the_cli_reference_is_what_the_commands_print():
+    page = cli_reference.PAGE.read_text()
+    assert cli_reference.rendered(page) == page, "docs/cli.md is stale: run `make docs`"
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +103,7 @@ def localize(command: str, stack: dict) -> str:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", RUNBOOKS)
 def test_runbook_commands_print_what_they_document(name, live_stack, tmp_path):
     env = dict(live_stack["env"], ALLIES_URL=f"http://127.0.0.1:{live_stack['api_port']}")

@@ -15,6 +15,8 @@ from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, ROOT, TOKENS, TOKEN
 
 from allies import credentials
 
+pytestmark = [pytest.mark.served]
+
 HTTP = ROOT / "http"
 NOT_SET = {"message": "Ally does not have credentials set!"}
 IS_SET = {"message": "Ally has credentials set!"}

@@ -9,6 +9,8 @@ import subprocess
 import pytest
 from conftest import allies_env, free_port, wait_for_http
 
+pytestmark = [pytest.mark.served]
+
 
 def allies(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(["allies", *args], env=env, capture_output=True, text=True, timeout=timeout)

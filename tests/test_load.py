@@ -24,7 +24,11 @@ from allies.crypto import KeyRing, new_key_entry
 
 # A pool connection still being opened in the background when its pool closes is dropped unclosed;
 # that warning says nothing about what these tests prove.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.served,
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
 
 CLIENTS = 64
 WRITES = 5_000

@@ -7,9 +7,12 @@ import subprocess
 import urllib.error
 import urllib.request
 
+import pytest
 from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME
 
 from allies.embedded import bin_dir
+
+pytestmark = [pytest.mark.served]
 
 
 def call(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:

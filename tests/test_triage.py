@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import unquote
 
+import pytest
 from click.testing import CliRunner
 from conftest import ROOT, YOUNG_WOLF, allies_env, upstream_file
 
@@ -342,6 +343,7 @@ def test_the_original_database_knows_the_affected_allies_of_the_original_log(ups
     assert "the ally exists, so the 404 came from the route itself" in allies[0]["causes"][0]
 
 
+@pytest.mark.slow
 def test_the_project_example_log_is_reproduced_byte_for_byte(server_url, tmp_path):
     out = tmp_path / "example.log"
     demo.generate(server_url, out)

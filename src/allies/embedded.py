@@ -144,7 +144,7 @@ class EmbeddedPostgres:
         known = self._pid_file_pid()
         candidates = [pid for pid in _postmasters(self.pgdata) if pid != known]
         # A server that was just stopped removes its pid file a moment before it exits: not an orphan.
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 0.5
         while candidates and time.monotonic() < deadline:
             time.sleep(0.05)
             candidates = [pid for pid in candidates if process_alive(pid)]

@@ -129,7 +129,7 @@ def document(secured: bool, rate_limited: bool) -> dict:
         "info": {
             "title": "allies",
             "version": "1.0.0",
-            "description": "Partner credentials of the allies (merchant stores); see README.md.",
+            "description": "Partner credentials of the allies (merchant stores); see docs/api.md.",
         },
         "paths": {
             "/allies/{allyId}/credentials": credentials_path,

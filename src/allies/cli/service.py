@@ -148,22 +148,44 @@ def db_url() -> None:
 def db_psql(psql_args: tuple[str, ...]) -> None:
     """Open psql on the database; extra arguments go to psql.
 
-    Uses the psql on PATH, else the one shipped with the embedded server.
+    With the embedded server, its own psql (the same version: an older system psql cannot run
+    some meta-commands, such as \\l); with DATABASE_URL, the psql on PATH.
 
     \b
     Example:
         allies db psql -c 'SELECT count(*) FROM stores'
     """
-    url = db.database_url(settings(), for_people=True)
-    psql = shutil.which("psql") or _bundled_psql()
-    if psql is None:
-        raise CommandFailed("psql is not installed (Debian/Ubuntu: apt-get install postgresql-client)")
-    os.execv(psql, [psql, url, *psql_args])
+    _exec_client("psql", psql_args)
 
 
-def _bundled_psql() -> str | None:
+@db_group.command("dump", context_settings={"ignore_unknown_options": True})
+@click.argument("dump_args", nargs=-1, type=click.UNPROCESSED)
+def db_dump(dump_args: tuple[str, ...]) -> None:
+    """Run pg_dump on the database; extra arguments go to pg_dump (a backup: keep the key with it).
+
+    With the embedded server, its own pg_dump (pg_dump refuses a server newer than itself).
+
+    \b
+    Example:
+        allies db dump --format custom --file allies.dump
+    """
+    _exec_client("pg_dump", dump_args)
+
+
+def _exec_client(program: str, args: tuple[str, ...]) -> None:
+    """Replace this process with a PostgreSQL client on the configured database."""
+    config = settings()
+    url = db.database_url(config, for_people=True)
+    bundled = _bundled(program)
+    found = bundled if config.embedded and bundled else shutil.which(program) or bundled
+    if found is None:
+        raise CommandFailed(f"{program} is not installed (Debian/Ubuntu: apt-get install postgresql-client)")
+    os.execv(found, [found, url, *args] if program == "psql" else [found, *args, url])
+
+
+def _bundled(program: str) -> str | None:
     try:
-        candidate = bin_dir() / "psql"
+        candidate = bin_dir() / program
     except EmbeddedError:
         return None
     return str(candidate) if candidate.exists() else None
