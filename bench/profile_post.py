@@ -16,7 +16,7 @@ from stack import create_database, postgres
 from allies import db, seed
 from allies.app import create_app
 from allies.config import Settings
-from allies.crypto import new_key_entry
+from allies.crypto import KeyRing, new_key_entry
 
 
 def main() -> None:
@@ -29,9 +29,8 @@ def main() -> None:
             db.ensure_schema(conn)
             seed.seed_stores(conn)
             ids = [row[0] for row in conn.execute("SELECT id FROM stores")]
-        settings = Settings(
-            database_url=url, encryption_keys=new_key_entry("p"), log_file=Path(tmp) / "s.log"
-        )
+        keyring = KeyRing.parse(new_key_entry("p"), "profile")
+        settings = Settings(database_url=url, keyring=keyring, log_file=Path(tmp) / "s.log")
         client = create_app(settings, echo_log=False).test_client()
         body = {"username": "aliado_addi", "password": "}sxh7_5}BdJ4K:Qf"}
         for ally in ids[:100]:  # warm-up: connections, prepared statements

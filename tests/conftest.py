@@ -131,7 +131,7 @@ def settings(tmp_path, database_url) -> Settings:
     return Settings(
         home=tmp_path / "home",
         database_url=database_url,
-        encryption_keys=TEST_KEYS,
+        keyring=KeyRing.parse(TEST_KEYS, "test"),
         log_file=tmp_path / "log" / "server.log",
         db_timeout_seconds=1.0,
     )

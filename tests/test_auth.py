@@ -22,6 +22,7 @@ from conftest import (
 from allies import auth
 from allies.cli import main
 from allies.config import ConfigError
+from allies.ratelimit import Limit
 
 ANA = {"Authorization": f"Bearer {TOKENS['ana']}"}
 BODY = {"username": CASE3_USERNAME, "password": CASE3_PASSWORD}
@@ -29,7 +30,7 @@ BODY = {"username": CASE3_USERNAME, "password": CASE3_PASSWORD}
 
 @pytest.fixture
 def secured(settings):
-    app = make_app(settings.__class__(**{**settings.__dict__, "api_tokens": TOKENS_ENV}))
+    app = make_app(settings.__class__(**{**settings.__dict__, "api_tokens": TOKENS}))
     yield app.test_client()
     app.extensions["allies.pool"].close()
 
@@ -168,7 +169,7 @@ def test_cli_sends_the_token_from_the_environment(served_app_with_tokens, tmp_pa
 
 
 def test_write_rate_limit_answers_429_with_retry_after_and_audits(settings, conn):
-    app = make_app(settings.__class__(**{**settings.__dict__, "write_rate_limit": "3/minute"}))
+    app = make_app(settings.__class__(**{**settings.__dict__, "write_rate_limit": Limit.parse("3/minute")}))
     client = app.test_client()
     try:
         statuses = [client.post(f"/allies/{BARNES}/credentials", json=BODY).status_code for _ in range(5)]

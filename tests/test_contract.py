@@ -13,6 +13,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from allies.ratelimit import Limit
+
 AUTH = {"Authorization": f"Bearer {TOKENS['ana']}"}
 # The original contract answers 400 (not 404) for a well-formed but unknown ally id, which this
 # check would report as "valid data rejected"; every other check runs.
@@ -24,7 +26,7 @@ BOUNDED = settings(max_examples=150, deadline=None, suppress_health_check=list(H
 def secured_app(settings):
     app = make_app(
         settings.__class__(
-            **{**settings.__dict__, "api_tokens": TOKENS_ENV, "write_rate_limit": "100000/minute"}
+            **{**settings.__dict__, "api_tokens": TOKENS, "write_rate_limit": Limit.parse("100000/minute")}
         )
     )
     yield app

@@ -76,14 +76,24 @@ def test_duplicate_key_ids_are_refused():
         KeyRing.parse(f"{entry}\n{entry}", "file")
 
 
-def test_local_default_generates_one_private_key_file(tmp_path, capsys):
+def test_local_default_generates_one_private_key_file_only_when_asked(tmp_path, capsys):
     settings = Settings(home=tmp_path / "home")
-    first = load_keyring(settings)
+    with pytest.raises(ConfigError, match="the first `allies serve` .* generates it"):
+        load_keyring(settings)  # what the app does: it never writes the key
+    first = load_keyring(settings, create=True)  # what the CLI does before serving
     assert "generated a new encryption key" in capsys.readouterr().err
     key_file = settings.default_key_file
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert load_keyring(settings) == first  # reused, not regenerated
+    assert load_keyring(settings, create=True) == first  # reused, not regenerated
     assert capsys.readouterr().err == ""
+
+
+def test_the_app_factory_starts_and_writes_nothing(tmp_path):
+    from allies.app import create_app
+
+    with pytest.raises(ConfigError, match="needs a database URL"):
+        create_app(Settings(home=tmp_path / "home"))  # no embedded server is started for it
+    assert not (tmp_path / "home").exists()
 
 
 def test_a_named_key_file_is_read_and_never_created(tmp_path):

@@ -10,12 +10,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
-from conftest import BARNES, TOKENS_ENV, make_app
+from conftest import BARNES, TOKENS, make_app
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_triage import common, write
 
 from allies.cli import main
+from allies.ratelimit import Limit
 from allies.text import printable
 from allies.validation import MAX_ALLY_ID_CHARS, Rejected, parse_ally_id, parse_body
 
@@ -115,7 +116,7 @@ def test_no_redirect_location_is_built_from_a_foreign_host(hostile_server):
 
 
 def test_a_flood_without_a_token_leaves_a_bounded_audit_and_counts_the_rest(settings, conn):
-    app = make_app(settings.__class__(**{**settings.__dict__, "api_tokens": TOKENS_ENV}))
+    app = make_app(settings.__class__(**{**settings.__dict__, "api_tokens": TOKENS}))
     client = app.test_client()
     try:
         statuses = {
@@ -129,7 +130,7 @@ def test_a_flood_without_a_token_leaves_a_bounded_audit_and_counts_the_rest(sett
 
 
 def test_the_write_limit_applies_before_authentication(settings, conn):
-    changed = {"api_tokens": TOKENS_ENV, "write_rate_limit": "3/minute"}
+    changed = {"api_tokens": TOKENS, "write_rate_limit": Limit.parse("3/minute")}
     app = make_app(settings.__class__(**{**settings.__dict__, **changed}))
     client = app.test_client()
     try:

@@ -133,7 +133,7 @@ def test_writes_during_rotation_are_never_reverted(settings, conn, monkeypatch):
     ids = all_ids(conn)
     set_many(old_app.test_client(), ids)  # 300 credentials under the old key
     old_app.extensions["allies.pool"].close()
-    app = make_app(settings.__class__(**{**settings.__dict__, "encryption_keys": ROTATED}))
+    app = make_app(settings.__class__(**{**settings.__dict__, "keyring": KeyRing.parse(ROTATED, "test")}))
     ring = KeyRing.parse(ROTATED, "test")
     order = iter(random.Random(5).sample(ids, len(ids)))  # allies written between batches
     latest: dict[str, tuple[str, str]] = {}

@@ -8,13 +8,14 @@ import psycopg
 from conftest import BARNES, TEST_KEYS, make_app
 
 from allies.config import Settings
+from allies.crypto import KeyRing
 
 
 def test_outage_gives_503_then_the_app_recovers_without_restart(tmp_path, own_server):
     settings = Settings(
         home=tmp_path / "home",
         database_url=own_server.url,
-        encryption_keys=TEST_KEYS,
+        keyring=KeyRing.parse(TEST_KEYS, "test"),
         log_file=tmp_path / "server.log",
         db_timeout_seconds=1.0,
     )

@@ -285,3 +285,52 @@ def test_the_cli_library_update_journals_and_undoes(conn):
     assert conn.execute("SELECT count(*) FROM store_changes").fetchone() == (2,)
     other = conn.execute("SELECT data FROM stores WHERE id = %s", (BARNES,)).fetchone()[0]
     assert other["name"] == "Barnes Inc"
+
+
+def _one_line(sql: str) -> str:
+    return " ".join(sql.replace("(", " ( ").replace(")", " ) ").split()).rstrip(" ;")
+
+
+def test_the_case_2_file_and_the_code_run_the_same_statements():
+    """One rule, two spellings: sql/02 (values written in, for psql) and allies.stores (bound
+    parameters). Written in, the code's statements are the file's, to the letter."""
+    runbook = _one_line((ROOT / "sql" / "02_update_store_owner_and_tags.sql").read_text())
+    written_in = {"%(id)s": "store", "%(field)s": "'brand_owner'", "%(value)s": "'Old-Wolf'"}
+    written_in |= {"%(old)s": "'finanzas'", "%(new)s": "'educacion'"}
+    for statement in (stores.SET_TEXT_FIELD, stores.REPLACE_TAG):
+        for parameter, value in written_in.items():
+            statement = statement.replace(parameter, value)
+        assert _one_line(statement) in runbook
+
+
+def test_the_journal_table_is_defined_alike_in_the_schema_and_the_case_2_file():
+    def journal_ddl(path) -> str:
+        text = path.read_text()
+        start = text.index("CREATE TABLE IF NOT EXISTS store_changes")
+        return _one_line(text[start : text.index(";", start)])
+
+    schema = ROOT / "src" / "allies" / "schema.sql"
+    assert journal_ddl(schema) == journal_ddl(ROOT / "sql" / "02_update_store_owner_and_tags.sql")
+
+
+def test_a_cli_update_journals_the_change_in_words_or_the_given_reason(database_url, conn):
+    from click.testing import CliRunner
+
+    from allies.cli import main
+
+    env = {"DATABASE_URL": database_url}
+    args = [
+        "store",
+        "update",
+        YOUNG_WOLF,
+        "--owner",
+        "Old-Wolf",
+        "--replace-tag",
+        "finanzas=educacion",
+        "--yes",
+    ]
+    assert CliRunner().invoke(main, args, env=env).exit_code == 0
+    args = ["store", "update", YOUNG_WOLF, "--name", "Young Wolf", "--reason", "ticket 42", "--yes"]
+    assert CliRunner().invoke(main, args, env=env).exit_code == 0
+    reasons = [row[0] for row in conn.execute("SELECT reason FROM store_changes ORDER BY id")]
+    assert reasons == ["allies store update: owner Old-Wolf, tag finanzas -> educacion", "ticket 42"]

@@ -8,12 +8,16 @@ from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, TEST_KEYS, YOUNG_WO
 
 from allies import credentials
 from allies.config import Settings
+from allies.crypto import KeyRing
 
 
 @pytest.fixture
 def upstream_client(tmp_path, upstream_url):
     settings = Settings(
-        home=tmp_path, database_url=upstream_url, encryption_keys=TEST_KEYS, log_file=tmp_path / "s.log"
+        home=tmp_path,
+        database_url=upstream_url,
+        keyring=KeyRing.parse(TEST_KEYS, "test"),
+        log_file=tmp_path / "s.log",
     )
     app = make_app(settings)
     yield app.test_client()

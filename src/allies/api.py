@@ -1,4 +1,9 @@
-"""The HTTP API: `/allies/<id>/credentials` (the original contract) and `/health`."""
+"""The HTTP API: `/allies/<id>/credentials` (the original contract) and `/health`.
+
+Views say only what succeeds; every failure is an exception (`Rejected` from validation, a
+`Refusal`, an HTTP error while reading the body) that the blueprint's handlers audit, when it is
+a credentials write, and render in the one JSON shape of `errors`.
+"""
 
 from __future__ import annotations
 
@@ -9,50 +14,119 @@ from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from . import audit, auth, credentials, errors, ratelimit
-from .validation import Rejected, parse_ally_id, parse_body
+from .errors import Refusal
+from .validation import AllyNotFound, Rejected, parse_ally_id, parse_body
 
 bp = Blueprint("allies", __name__)
 health_bp = Blueprint("health", __name__)  # open to probes: no token, no rate limit
 
 BAD_REQUEST = "The ally was not found or the request is not correct"
+NOT_FOUND = "Ally was not found"
 READ_BYTES = 64 * 1024
-REFUSALS_AUDITED_PER_MINUTE = 10  # per client address; see _record_refusal
+REFUSALS_AUDITED_PER_MINUTE = 10  # per client address; see _audit_refusal
 
 
 @bp.before_request
-def authenticate():
+def authenticate() -> None:
     """With tokens configured, every /allies/... request names its caller, or is refused (401).
 
     The write limit applies before authentication, so a flood without a token is limited like any
-    other; refusals are audited, sampled per client address (see `_record_refusal`)."""
-    if request.method == "POST" and (refused := _rate_limited()) is not None:
-        return refused
+    other; refusals are audited sampled per client address (see `_audit_refusal`)."""
     tokens = current_app.extensions["allies.tokens"]
-    if not tokens:
-        g.actor = auth.LOCAL_ACTOR
-        return None
-    g.actor = auth.identify(tokens, request.headers.get("Authorization"))
-    if g.actor is not None:
-        return None
+    g.actor = auth.identify(tokens, request.headers.get("Authorization")) if tokens else auth.LOCAL_ACTOR
     if request.method == "POST":
-        _record_refusal(
-            _attempt(request.view_args.get("ally_id", "")), "unauthorized", 401, "missing or wrong token"
+        g.attempt = _attempt(request.view_args.get("ally_id", ""))
+        _check_rate_limit()
+    if g.actor is None:
+        raise Refusal(
+            401,
+            "Authentication required",
+            "send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": 'Bearer realm="allies"'},
+            audit=("unauthorized", "missing or wrong token"),
         )
-    response = jsonify({"message": "Authentication required", "detail": "send Authorization: Bearer <token>"})
-    response.headers["WWW-Authenticate"] = 'Bearer realm="allies"'
-    return response, 401
 
 
-def _rate_limited():
-    """The 429 answer when this client is over the write limit, else None."""
+def _check_rate_limit() -> None:
     limiter = current_app.extensions["allies.limiter"]
     wait = limiter.acquire(request.remote_addr or "-") if limiter else 0
-    if not wait:
-        return None
-    attempt = _attempt(request.view_args.get("ally_id", ""))
-    _record_refusal(attempt, "rate_limited", 429, f"limit: {limiter.limit}")
-    body = {"message": "Too many requests", "detail": f"the limit is {limiter.limit}"}
-    return jsonify(body), 429, {"Retry-After": ratelimit.retry_after(wait)}
+    if wait:
+        raise Refusal(
+            429,
+            "Too many requests",
+            f"the limit is {limiter.limit}",
+            headers={"Retry-After": ratelimit.retry_after(wait)},
+            audit=("rate_limited", f"limit: {limiter.limit}"),
+        )
+
+
+@bp.post("/allies/<ally_id>/credentials")
+def add_credentials(ally_id: str):
+    canonical_id = parse_ally_id(ally_id)
+    username, password = parse_body(_json_body())
+    keyring = current_app.extensions["allies.keyring"]
+    with _pool().connection() as conn:
+        name = credentials.set_credentials(conn, keyring, canonical_id, username, password, g.attempt)
+    return jsonify({"message": "Credentials added", "allyId": canonical_id, "allyName": name})
+
+
+@bp.get("/allies/<ally_id>/credentials")
+def credentials_status(ally_id: str):
+    canonical_id = parse_ally_id(ally_id)
+    with _pool().connection() as conn:
+        status = credentials.credentials_status(conn, canonical_id)
+    if not status.exists:
+        raise AllyNotFound(f"unknown ally: no store has id {canonical_id}")
+    if status.is_set:
+        return jsonify({"message": "Ally has credentials set!"})
+    return jsonify({"message": "Ally does not have credentials set!"}), 400
+
+
+# -- failures: audited when they refuse a credentials write, rendered in one shape ------------
+
+
+@bp.errorhandler(Rejected)
+def rejected(exc: Rejected):
+    """The contract: a bad POST is a 400 with a detail; a GET of a bad or unknown id, a 404."""
+    if request.method != "POST":
+        return errors.json_error(404, NOT_FOUND)
+    _audit_failure("rejected", 400, exc.detail)
+    return errors.json_error(400, BAD_REQUEST, detail=exc.detail)
+
+
+@bp.errorhandler(Refusal)
+def refused(exc: Refusal):
+    if exc.audit and request.method == "POST":
+        _audit_refusal(*exc.audit, status=exc.status)
+    return errors.render_refusal(exc)
+
+
+@bp.errorhandler(HTTPException)
+def http_error(exc: HTTPException):  # e.g. 413, raised while reading the body
+    if request.method == "POST":
+        _audit_failure("rejected", exc.code or 400, exc.name)
+    return errors.render_http_error(exc)
+
+
+@bp.errorhandler(Exception)
+def unexpected(exc: Exception):
+    if isinstance(exc, psycopg.OperationalError):  # the database is down: nowhere to write the audit row
+        return errors.database_unavailable(exc)
+    if request.method == "POST":
+        _audit_failure("error", 500, "server error")
+    return errors.server_error(exc)
+
+
+@health_bp.get("/health")
+def health():
+    """Liveness (the process answers) and readiness (the database answers)."""
+    try:
+        with _pool().connection() as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError:
+        body = {"status": "alive", "database": "unavailable", "message": "Service unavailable"}
+        return jsonify(body), 503, {"Retry-After": str(errors.RETRY_AFTER_SECONDS)}
+    return jsonify({"status": "ok", "database": "ok"})
 
 
 def _attempt(ally_id: str) -> audit.Attempt:
@@ -66,57 +140,6 @@ def _attempt(ally_id: str) -> audit.Attempt:
 
 def _pool():
     return current_app.extensions["allies.pool"]
-
-
-@bp.post("/allies/<ally_id>/credentials")
-def add_credentials(ally_id: str):
-    attempt = _attempt(ally_id)
-    try:
-        canonical_id = parse_ally_id(ally_id)
-        username, password = parse_body(_json_body())
-        with _pool().connection() as conn:
-            keyring = current_app.extensions["allies.keyring"]
-            name = credentials.set_credentials(conn, keyring, canonical_id, username, password, attempt)
-    except Rejected as exc:
-        _record_failure(attempt, "rejected", 400, exc.detail)
-        response = jsonify({"message": BAD_REQUEST, "detail": exc.detail})
-        return response, 400
-    except HTTPException as exc:  # e.g. 413, raised while reading the body
-        _record_failure(attempt, "rejected", exc.code or 400, exc.name)
-        raise
-    except psycopg.OperationalError:
-        raise  # the database is down: there is nowhere to write the audit row
-    except Exception:
-        _record_failure(attempt, "error", 500, "server error")
-        raise
-    return jsonify({"message": "Credentials added", "allyId": canonical_id, "allyName": name})
-
-
-@bp.get("/allies/<ally_id>/credentials")
-def credentials_status(ally_id: str):
-    try:
-        canonical_id = parse_ally_id(ally_id)
-    except Rejected:
-        return jsonify({"message": "Ally was not found"}), 404
-    with _pool().connection() as conn:
-        status = credentials.credentials_status(conn, canonical_id)
-    if not status.exists:
-        return jsonify({"message": "Ally was not found"}), 404
-    if status.is_set:
-        return jsonify({"message": "Ally has credentials set!"})
-    return jsonify({"message": "Ally does not have credentials set!"}), 400
-
-
-@health_bp.get("/health")
-def health():
-    """Liveness (the process answers) and readiness (the database answers)."""
-    try:
-        with _pool().connection() as conn:
-            conn.execute("SELECT 1")
-    except psycopg.OperationalError:
-        body = {"status": "alive", "database": "unavailable", "message": "Service unavailable"}
-        return jsonify(body), 503, {"Retry-After": str(errors.RETRY_AFTER_SECONDS)}
-    return jsonify({"status": "ok", "database": "ok"})
 
 
 def _json_body() -> object:
@@ -145,19 +168,20 @@ def _read_body() -> bytes:
     return bytes(body)
 
 
-def _record_refusal(attempt: audit.Attempt, outcome: str, status: int, detail: str) -> None:
+def _audit_refusal(outcome: str, detail: str, status: int) -> None:
     """Refusals before any work (401, 429) cost an attacker nothing, so they are audited sampled:
-    up to REFUSALS_AUDITED per client address and minute; the next audited row counts the rest."""
+    up to REFUSALS_AUDITED_PER_MINUTE per client address; the next audited row counts the rest."""
     sampler = current_app.extensions["allies.refusals"]
-    unaudited = sampler.admit(attempt.client_addr or "-")
+    unaudited = sampler.admit(request.remote_addr or "-")
     if unaudited is None:
         return
     note = f" (+{unaudited} earlier refusals of this address not audited)" if unaudited else ""
-    _record_failure(attempt, outcome, status, detail + note)
+    _audit_failure(outcome, status, detail + note)
 
 
-def _record_failure(attempt: audit.Attempt, outcome: str, status: int, detail: str) -> None:
+def _audit_failure(outcome: str, status: int, detail: str) -> None:
     """Best effort: a failed attempt is audited in its own transaction."""
+    attempt = g.get("attempt") or _attempt(request.view_args.get("ally_id", "") if request.view_args else "")
     try:
         with _pool().connection() as conn:
             audit.record(conn, attempt, outcome, status, detail)

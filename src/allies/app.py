@@ -1,16 +1,18 @@
-"""The application factory: wires settings, database pool, key ring, API, errors and the log."""
+"""The application factory: wires settings, database pool, key ring, API, errors and the log.
+
+It starts nothing and writes nothing: the settings come resolved (a database URL, a key ring
+that exists); the CLI starts the embedded database and makes the local key before it."""
 
 from __future__ import annotations
 
-import atexit
 import secrets
 from collections.abc import Callable
 from datetime import datetime
 
 from flask import Flask, g
 
-from . import accesslog, api, auth, db, errors, openapi, ratelimit
-from .config import Settings
+from . import accesslog, api, db, errors, openapi, ratelimit
+from .config import ConfigError, Settings
 from .crypto import load_keyring
 
 
@@ -22,16 +24,18 @@ def create_app(
 ) -> Flask:
     """Build the Flask app; the database may be down: requests then answer 503 until it is back."""
     settings = settings or Settings.from_env()
+    if settings.database_url is None:
+        raise ConfigError(
+            "the app needs a database URL (DATABASE_URL); `allies serve` resolves the embedded one"
+        )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep the contract's key order: message first
 
-    pool = db.create_pool(db.database_url(settings), timeout=settings.db_timeout_seconds)
-    atexit.register(pool.close)
-    app.extensions["allies.pool"] = pool
+    app.extensions["allies.pool"] = db.create_pool(settings.database_url, timeout=settings.db_timeout_seconds)
     app.extensions["allies.keyring"] = load_keyring(settings)
-    app.extensions["allies.tokens"] = auth.load_tokens(settings.api_tokens, settings.api_tokens_file)
-    limit = ratelimit.Limit.parse(settings.write_rate_limit)
+    app.extensions["allies.tokens"] = settings.api_tokens
+    limit = settings.write_rate_limit
     app.extensions["allies.limiter"] = ratelimit.Limiter(limit) if limit else None
     app.extensions["allies.refusals"] = ratelimit.Sampler(
         ratelimit.Limit(api.REFUSALS_AUDITED_PER_MINUTE, 60)

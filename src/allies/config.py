@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .crypto import KeyRing
+    from .ratelimit import Limit
 
 DEFAULT_API_PORT = 4000
 DEFAULT_API_URL = f"http://127.0.0.1:{DEFAULT_API_PORT}"
@@ -18,6 +23,10 @@ def entries(text: str) -> list[str]:
     """The entries of a list setting: separated by commas or new lines, `#` starts a comment."""
     lines = [line.partition("#")[0] for line in text.splitlines()]
     return [entry for entry in (e.strip() for e in ",".join(lines).split(",")) if entry]
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
 
 
 def _int_env(name: str, default: int | None) -> int | None:
@@ -35,16 +44,17 @@ def _int_env(name: str, default: int | None) -> int | None:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the service and the CLI read from the environment."""
+    """Everything the service and the CLI read from the environment, parsed once (`from_env`):
+    a malformed value fails there, naming its variable, before anything starts."""
 
     home: Path = field(default_factory=lambda: Path(".allies"))
-    database_url: str | None = None
+    database_url: str | None = None  # None: the embedded PostgreSQL, which the CLI starts
     db_port: int | None = None  # unset: the port the home's embedded server runs on, else 5432
-    encryption_keys: str | None = None
+    keyring: KeyRing | None = None  # None: the key file (ALLIES_ENCRYPTION_KEYS_FILE, or under home)
     encryption_keys_file: Path | None = None
-    api_tokens: str | None = None
-    api_tokens_file: Path | None = None
-    write_rate_limit: str | None = None
+    api_tokens: dict[str, str] = field(default_factory=dict)  # {name: token}; empty: no authentication
+    write_rate_limit: Limit | None = None
+    api_token: str | None = None  # the token the CLI sends to the API (ALLIES_TOKEN)
     log_file: Path = field(default_factory=lambda: Path("log/server.log"))
     max_body_bytes: int = 16 * 1024
     db_timeout_seconds: float = 1.0  # the longest a request waits for the database: a 503 within ~1 s
@@ -52,19 +62,19 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         """Read ALLIES_HOME, DATABASE_URL, DB_PORT, ALLIES_ENCRYPTION_KEYS[_FILE], ALLIES_API_TOKENS[_FILE],
-        ALLIES_LOG_FILE."""
-        keys_file = os.environ.get("ALLIES_ENCRYPTION_KEYS_FILE", "").strip()
-        tokens_file = os.environ.get("ALLIES_API_TOKENS_FILE", "").strip()
+        ALLIES_WRITE_RATE_LIMIT, ALLIES_TOKEN, ALLIES_LOG_FILE."""
+        keys = _env("ALLIES_ENCRYPTION_KEYS")
+        keys_file, tokens_file = _env("ALLIES_ENCRYPTION_KEYS_FILE"), _env("ALLIES_API_TOKENS_FILE")
         return cls(
-            home=Path(os.environ.get("ALLIES_HOME", "").strip() or ".allies").absolute(),
-            database_url=os.environ.get("DATABASE_URL", "").strip() or None,
+            home=Path(_env("ALLIES_HOME") or ".allies").absolute(),
+            database_url=_env("DATABASE_URL"),
             db_port=_int_env("DB_PORT", None),
-            encryption_keys=os.environ.get("ALLIES_ENCRYPTION_KEYS", "").strip() or None,
+            keyring=_parse_keyring(keys) if keys else None,
             encryption_keys_file=Path(keys_file) if keys_file else None,
-            api_tokens=os.environ.get("ALLIES_API_TOKENS", "").strip() or None,
-            api_tokens_file=Path(tokens_file) if tokens_file else None,
-            write_rate_limit=os.environ.get("ALLIES_WRITE_RATE_LIMIT", "").strip() or None,
-            log_file=Path(os.environ.get("ALLIES_LOG_FILE", "").strip() or "log/server.log"),
+            api_tokens=_parse_tokens(_env("ALLIES_API_TOKENS"), Path(tokens_file) if tokens_file else None),
+            write_rate_limit=_parse_limit(_env("ALLIES_WRITE_RATE_LIMIT")),
+            api_token=_env("ALLIES_TOKEN"),
+            log_file=Path(_env("ALLIES_LOG_FILE") or "log/server.log"),
         )
 
     @property
@@ -75,3 +85,28 @@ class Settings:
     @property
     def default_key_file(self) -> Path:
         return self.home / "encryption.keys"
+
+
+# The parsers live with what they parse and raise this module's ConfigError, so they are imported
+# when a value is there to parse: no cycle, and a command whose settings are unset (the log triage)
+# does not load the cryptography library.
+def _parse_keyring(text: str) -> KeyRing:
+    from .crypto import KeyRing
+
+    return KeyRing.parse(text, "ALLIES_ENCRYPTION_KEYS")
+
+
+def _parse_tokens(inline: str | None, file: Path | None) -> dict[str, str]:
+    if inline is None and file is None:
+        return {}
+    from .auth import load_tokens
+
+    return load_tokens(inline, file)
+
+
+def _parse_limit(text: str | None) -> Limit | None:
+    if text is None:
+        return None
+    from .ratelimit import Limit
+
+    return Limit.parse(text)

@@ -105,23 +105,28 @@ def new_key_entry(key_id: str | None = None) -> str:
     return f"{key_id}:{base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()}"
 
 
-def load_keyring(settings: Settings) -> KeyRing:
-    """The configured key ring; in the local default, one key generated under $ALLIES_HOME."""
-    if settings.encryption_keys:
-        return KeyRing.parse(settings.encryption_keys, "ALLIES_ENCRYPTION_KEYS")
+def load_keyring(settings: Settings, *, create: bool = False) -> KeyRing:
+    """The configured key ring: ALLIES_ENCRYPTION_KEYS, else the key file. In the local default
+    (no setting) the file is under $ALLIES_HOME; `create` generates it there when missing (the CLI
+    does, before it starts the service; the app itself never writes it)."""
+    if settings.keyring is not None:
+        return settings.keyring
     path = settings.encryption_keys_file or settings.default_key_file
-    if settings.encryption_keys_file is None and not path.exists():
+    if create and settings.encryption_keys_file is None and not path.exists():
         _create_key_file(path)
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError(f"cannot read the key file {path}: {exc.strerror}") from None
+        hint = (
+            "; the first `allies serve` (make run) generates it" if path == settings.default_key_file else ""
+        )
+        raise ConfigError(f"cannot read the key file {path}: {exc.strerror}{hint}") from None
     return KeyRing.parse(text, str(path))
 
 
 def keyring_source(settings: Settings) -> str:
     """Where the key ring comes from, for people: the variable, or the key file to back up."""
-    if settings.encryption_keys:
+    if settings.keyring is not None:
         return "ALLIES_ENCRYPTION_KEYS"
     if settings.encryption_keys_file:
         return f"{settings.encryption_keys_file} (ALLIES_ENCRYPTION_KEYS_FILE)"

@@ -24,7 +24,7 @@ from psycopg.conninfo import make_conninfo
 
 from . import db
 from .config import Settings
-from .crypto import new_key_entry
+from .crypto import KeyRing, new_key_entry
 
 START = datetime(2026, 11, 2, 8, 0, 0, tzinfo=timezone(timedelta(hours=-5)))
 ENGINEERS = {"ana": "10.20.0.11", "luis": "10.20.0.12", "marta": "10.20.0.13"}
@@ -185,14 +185,10 @@ def _run(url: str, out: Path, seed_value: int, requests: int, store_ids: list[st
     from .app import create_app  # the whole app: imported only when traffic is generated
 
     clock, rng = Clock(), random.Random(seed_value)
-    keys = new_key_entry("demo")
-    live = create_app(
-        Settings(database_url=url, encryption_keys=keys, log_file=out), echo_log=False, clock=clock
-    )
+    keys = KeyRing.parse(new_key_entry("demo"), "demo")
+    live = create_app(Settings(database_url=url, keyring=keys, log_file=out), echo_log=False, clock=clock)
     unreachable = "postgresql://postgres@127.0.0.1:1/postgres"  # nothing listens on port 1: an outage
-    down_settings = Settings(
-        database_url=unreachable, encryption_keys=keys, log_file=out, db_timeout_seconds=0.05
-    )
+    down_settings = Settings(database_url=unreachable, keyring=keys, log_file=out, db_timeout_seconds=0.05)
     down = create_app(down_settings, echo_log=False, clock=clock)
     try:
         traffic = Traffic(live, down, clock, rng, store_ids)

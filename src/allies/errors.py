@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import psycopg
-from flask import Flask, g, jsonify
+from flask import Flask, current_app, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 RETRY_AFTER_SECONDS = 5
@@ -23,37 +23,67 @@ MESSAGES = {
 }
 
 
+class Refusal(Exception):
+    """A request refused before any work (401, 429): its status, message, detail and headers, and
+    (outcome, detail) when it is to be audited."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        audit: tuple[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.detail = status, message, detail
+        self.headers, self.audit = headers or {}, audit
+
+
 def json_error(status: int, message: str, **extra: str):
     response = jsonify({"message": message, **extra})
     response.status_code = status
     return response
 
 
+def render_refusal(exc: Refusal):
+    response = json_error(exc.status, exc.message, detail=exc.detail)
+    response.headers.update(exc.headers)
+    return response
+
+
+def render_http_error(exc: HTTPException):
+    code = exc.code or 500
+    if 300 <= code < 400:  # a routing redirect: its Location would come from the Host header
+        return json_error(404, MESSAGES[404])
+    extra = (
+        {"detail": f"the limit is {current_app.config['MAX_CONTENT_LENGTH']} bytes"} if code == 413 else {}
+    )
+    response = json_error(code, MESSAGES.get(code, exc.name), **extra)
+    if code == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def database_unavailable(exc: Exception):
+    """Covers connection failures and psycopg_pool.PoolTimeout (an OperationalError too)."""
+    # The driver's message may quote SQL parameters: log the type only, never the text.
+    logger.warning("database unavailable (%s) in request %s", type(exc).__name__, _rid())
+    response = json_error(503, "Service unavailable")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def server_error(exc: Exception):
+    logger.error("unhandled %s in request %s", type(exc).__name__, _rid())
+    return json_error(500, MESSAGES[500])
+
+
 def init_app(app: Flask) -> None:
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        code = exc.code or 500
-        if 300 <= code < 400:  # a routing redirect: its Location would come from the Host header
-            return json_error(404, MESSAGES[404])
-        extra = {"detail": f"the limit is {app.config['MAX_CONTENT_LENGTH']} bytes"}
-        response = json_error(code, MESSAGES.get(code, exc.name), **(extra if code == 413 else {}))
-        if code == 405 and getattr(exc, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
-        return response
-
-    # Covers connection failures and psycopg_pool.PoolTimeout (an OperationalError too).
-    @app.errorhandler(psycopg.OperationalError)
-    def database_unavailable(exc: Exception):
-        # The driver's message may quote SQL parameters: log the type only, never the text.
-        logger.warning("database unavailable (%s) in request %s", type(exc).__name__, _rid())
-        response = json_error(503, "Service unavailable")
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
-
-    @app.errorhandler(Exception)
-    def server_error(exc: Exception):
-        logger.error("unhandled %s in request %s", type(exc).__name__, _rid())
-        return json_error(500, "Server error")
+    app.register_error_handler(Refusal, render_refusal)
+    app.register_error_handler(HTTPException, render_http_error)
+    app.register_error_handler(psycopg.OperationalError, database_unavailable)
+    app.register_error_handler(Exception, server_error)
 
 
 def _rid() -> str:

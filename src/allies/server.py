@@ -11,6 +11,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from . import accesslog, errors
 from .app import create_app
+from .config import Settings
 
 THREADS_PER_WORKER = 4
 
@@ -21,8 +22,8 @@ def default_workers() -> int:
 
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, options: dict) -> None:
-        self.options = options
+    def __init__(self, settings: Settings, options: dict) -> None:
+        self.settings, self.options = settings, options
         super().__init__()
 
     def load_config(self) -> None:
@@ -30,11 +31,16 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return create_app()  # one app (and one connection pool) per worker process
+        # One app (and one connection pool) per worker process, from the settings the master
+        # resolved (forked with it: no environment variable passes them on).
+        return create_app(self.settings)
 
 
-def run_gunicorn(host: str, port: int, workers: int, threads: int = THREADS_PER_WORKER) -> None:
+def run_gunicorn(
+    settings: Settings, host: str, port: int, workers: int, threads: int = THREADS_PER_WORKER
+) -> None:
     _Gunicorn(
+        settings,
         {
             "bind": f"{host}:{port}",
             "workers": workers,
@@ -47,7 +53,8 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int = THREADS_PER_
             "errorlog": "-",
             "proc_name": "allies",
             "control_socket_disable": True,  # one fixed socket path would clash between instances
-        }
+            "worker_exit": lambda _server, worker: worker.wsgi.extensions["allies.pool"].close(),
+        },
     ).run()
 
 
@@ -104,9 +111,9 @@ class _Captured:
         return getattr(self._sock, name)
 
 
-def run_dev(host: str, port: int) -> None:
+def run_dev(settings: Settings, host: str, port: int) -> None:
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # our access log already prints
     # No debug mode: its debugger would show tracebacks (and secrets in them) to clients.
-    create_app().run(host=host, port=port, debug=False, use_reloader=True)
+    create_app(settings).run(host=host, port=port, debug=False, use_reloader=True)

@@ -4,7 +4,8 @@ Every change is made inside the database with `jsonb_set` on the row's current v
 client-side rewrite of the whole document), in one transaction that first locks the row, so a
 concurrent credentials write is never lost. Each applied change is journaled in `store_changes`
 with the touched fields before and after, which makes an exact rollback possible.
-sql/02_update_store_owner_and_tags.sql runs the very same statements for case 2.
+sql/02_update_store_owner_and_tags.sql runs the very same statements for case 2, with the values
+of the case written in (tests/test_sql_cases.py checks that they stay the same text).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ UPDATE stores
    AND jsonb_path_exists(data::jsonb, '$.tags.* ? (@ == $tag)', jsonb_build_object('tag', %(old)s::text))
 """
 
+MAX_REASON_CHARS = 200
 JOURNAL = """
 INSERT INTO store_changes (store_id, reason, before, after)
 VALUES (%(id)s, %(reason)s, %(before)s, %(after)s)
@@ -68,6 +70,13 @@ class Change:
 
     def touched_keys(self) -> list[str]:
         return [*self.fields(), *(["tags"] if self.replace_tags else [])]
+
+    def describe(self) -> str:
+        """The change in words, as the journal records it: owner Old-Wolf, tag finanzas -> educacion."""
+        words = {"brand_owner": "owner", "name": "name"}
+        parts = [f"{words[key]} {value}" for key, value in self.fields().items()]
+        parts += [f"tag {old} -> {new}" for old, new in self.replace_tags]
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)

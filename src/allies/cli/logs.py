@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 
 import click
@@ -11,7 +10,7 @@ import click
 from .. import remediation, triage
 from ..text import printable
 from ..validation import parse_time
-from .base import InputError, api_url_option, literal, main, print_json, redact
+from .base import InputError, api_url_option, literal, main, print_json, redact, settings
 
 EXIT_AFFECTED = 3
 RECOVERED_SHOWN = 3
@@ -65,7 +64,7 @@ def triage_command(
         report = triage.analyze(paths, window, all_endpoints)
     except triage.TriageError as exc:
         raise InputError(str(exc)) from None
-    url = db_url or os.environ.get("DATABASE_URL")
+    url = db_url or settings().database_url
     if with_audit and not url:
         raise InputError("--audit needs the database: give --db URL or set DATABASE_URL")
     records = _lookup(url, [s.ally_id for s in report.affected()])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from dataclasses import replace
 
 import click
 
@@ -45,7 +46,7 @@ def serve(
     from .. import server
 
     config = settings()
-    tokens = auth.load_tokens(config.api_tokens, config.api_tokens_file)  # fail early when malformed
+    tokens = config.api_tokens
     if not tokens and not auth.is_loopback(host) and not insecure_no_auth:
         raise InputError(
             f"refusing to serve on {host} without authentication: set ALLIES_API_TOKENS "
@@ -56,20 +57,23 @@ def serve(
             f"port {port} on {host} is already in use (another allies serve or make run?); "
             f"choose another with --port, e.g. PORT={port + 1} make run"
         )
-    url = db.database_url(config)
+    url = db.database_url(config)  # starts the embedded server when it is the one used
     with open_db(url=url) as conn:
         click.echo(f"allies: database ready, {seed.count_stores(conn)} stores", err=True)
-    load_keyring(config)  # fail before forking when the keys are misconfigured
-    # Workers read this, so they use the same database without starting anything.
-    os.environ["DATABASE_URL"] = url
+    # What the app needs, resolved once here, before forking: the workers start nothing.
+    resolved = replace(config, database_url=url, keyring=load_keyring(config, create=True))
     access = f"tokens of {', '.join(sorted(tokens))}" if tokens else "no authentication"
     click.echo(f"allies: serving on http://{host}:{port} ({access})", err=True)
     try:
         if dev:
-            server.run_dev(host, port)
+            server.run_dev(resolved, host, port)
         else:
             server.run_gunicorn(
-                host, port, workers or server.default_workers(), threads or server.THREADS_PER_WORKER
+                resolved,
+                host,
+                port,
+                workers or server.default_workers(),
+                threads or server.THREADS_PER_WORKER,
             )
     finally:
         if config.embedded:  # like a database container, it outlives the API: say so, and how to stop it

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sys
 
 import click
@@ -24,6 +23,7 @@ from .base import (
     main,
     open_db,
     print_json,
+    settings,
 )
 
 console = Console()
@@ -128,6 +128,7 @@ def _replace_tag_pairs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 @click.option("--owner", help="New brand_owner.")
 @click.option("--name", help="New store name.")
 @click.option("--replace-tag", "replace_tag", multiple=True, metavar="OLD=NEW", help="Repeatable.")
+@click.option("--reason", help="Why, for the journal (e.g. a ticket) [default: the change itself].")
 @click.option("--dry-run", is_flag=True, help="Show the change, write nothing.")
 @click.option("--yes", is_flag=True, help="Apply without asking.")
 @json_option
@@ -136,6 +137,7 @@ def store_update(
     owner: str | None,
     name: str | None,
     replace_tag: tuple[str, ...],
+    reason: str | None,
     dry_run: bool,
     yes: bool,
     as_json: bool,
@@ -155,7 +157,7 @@ def store_update(
     change = stores.Change(owner=owner, name=name, replace_tags=_replace_tag_pairs(replace_tag))
     if not change.touched_keys():
         raise InputError("nothing to change: give --owner, --name or --replace-tag")
-    reason = "allies store update " + " ".join(sys.argv[3:])[:150]
+    reason = (reason or f"allies store update: {change.describe()}")[: stores.MAX_REASON_CHARS]
     with open_db() as conn:
         preview = stores.apply_change(conn, store_id, change, reason=reason, dry_run=True)
         if dry_run or not preview.changes:
@@ -240,7 +242,7 @@ def credentials_group() -> None:
 
 
 def _client(api_url: str) -> Client:
-    return Client(api_url, token=os.environ.get("ALLIES_TOKEN") or None)
+    return Client(api_url, token=settings().api_token)
 
 
 @credentials_group.command("status")
