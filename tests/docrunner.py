@@ -165,7 +165,7 @@ def main() -> int:
     if not selected:
         print(f"{args.markdown}: no block is marked run-by: {args.run_by}", file=sys.stderr)
         return 1
-    root = args.markdown.resolve().parent
+    root = Path.cwd()  # commands are written to run from the project root, like the test suite runs them
     for block in selected:
         for command in block.commands():
             print(f"$ {localize(command.text)}", flush=True)

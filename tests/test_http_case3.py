@@ -1,17 +1,18 @@
-"""Case 3 deliverables (http/): the curl script, the .http file and the Postman collection, each
-sent to the real served app; the stored credentials decrypt to exactly the case's values."""
+"""Case 3 deliverables (http/): the curl script, the .http file (run by httpyac, with its checks)
+and the Postman collection (run by newman, with its tests), each against the real served app;
+the stored credentials decrypt to exactly the case's values."""
 
 from __future__ import annotations
 
+import fcntl
 import json
-import re
+import shutil
 import subprocess
-import urllib.error
-import urllib.request
+from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, ROOT, TOKENS, TOKENS_ENV, allies_env
+from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, ROOT, TOKENS, TOKENS_ENV, YOUNG_WOLF, allies_env
 
 from allies import credentials
 
@@ -21,18 +22,6 @@ HTTP = ROOT / "http"
 NOT_SET = {"message": "Ally does not have credentials set!"}
 IS_SET = {"message": "Ally has credentials set!"}
 ADDED = {"message": "Credentials added", "allyId": BARNES, "allyName": "Barnes Inc"}
-
-
-def send(method: str, url: str, headers: dict[str, str], body: str | None) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url, data=body.encode() if body else None, method=method, headers=headers
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.load(error)
 
 
 def assert_stored_exactly(database_url, keyring) -> None:
@@ -71,68 +60,89 @@ def test_the_curl_script_fails_loudly_when_the_api_refuses(served_app, database_
     assert "GET" in result.stderr and "answered 404, expected 200 400" in result.stderr
 
 
-def parse_http_file(
-    text: str, base_url: str, dotenv: dict[str, str]
-) -> list[tuple[str, str, dict[str, str], str | None]]:
-    """The requests of a REST Client / JetBrains .http file, with its @variables (and $dotenv) resolved."""
-    variables = dict(re.findall(r"^@(\w+)\s*=\s*(.*?)\s*$", text, flags=re.M))
-    variables["baseUrl"] = base_url
-    for name, value in variables.items():
-        variables[name] = re.sub(r"\{\{\$dotenv (\w+)\}\}", lambda m: dotenv.get(m[1], ""), value)
-    requests = []
-    for chunk in text.split("###")[1:]:
-        lines = [line for line in chunk.splitlines()[1:] if not line.startswith("#")]
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        method, url = lines[0].split()[:2]
-        headers, index = {}, 1
-        resolve = lambda s: re.sub(r"\{\{(\w+)\}\}", lambda m: variables[m[1]], s)  # noqa: E731
-        while index < len(lines) and lines[index].strip():
-            key, value = lines[index].split(":", 1)
-            headers[key.strip()] = resolve(value.strip())
-            index += 1
-        body = "\n".join(lines[index:]).strip() or None
-        requests.append((method, resolve(url), headers, body))
-    return requests
+# The .http file and the Postman collection are run by the tools people run them with: httpyac
+# (the JetBrains format, with its checks) and newman (Postman's runner), from the npm registry.
+NODE_TOOLS = {"httpyac": "6", "newman": "6"}
 
 
+@pytest.fixture(scope="session")
+def node_tools() -> Path:
+    """The folder of the httpyac and newman executables, installed once into .venv/node."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed: httpyac and newman, which run http/, come from the npm registry")
+    prefix = ROOT / ".venv" / "node"
+    prefix.mkdir(parents=True, exist_ok=True)
+    tools = prefix / "node_modules" / ".bin"
+    with open(prefix / ".install.lock", "w") as lock:  # pytest-xdist workers install it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not all((tools / name).exists() for name in NODE_TOOLS):
+            packages = [f"{name}@{major}" for name, major in NODE_TOOLS.items()]
+            command = [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", *packages]
+            subprocess.run(command, check=True, capture_output=True, timeout=600)
+    return tools
+
+
+def httpyac(tools: Path, base: str, *variables: str) -> subprocess.CompletedProcess:
+    command = [str(tools / "httpyac"), "send", str(HTTP / "add_credentials.http"), "--all", "-e", "local"]
+    command += ["--bail", "--var", f"baseUrl={base}", *(f"{v}" for v in variables)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def newman(tools: Path, base: str, *variables: str) -> subprocess.CompletedProcess:
+    command = [str(tools / "newman"), "run", str(HTTP / "allies.postman_collection.json"), "--env-var"]
+    command += [f"baseUrl={base}", *variables, "--reporters", "cli", "--color", "off"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("secured", [False, True], ids=["open", "token"])
-def test_the_http_file_sends_check_add_verify(serve, database_url, keyring, secured):
+def test_httpyac_runs_the_http_file_and_its_checks_pass(node_tools, serve, database_url, keyring, secured):
     base = serve(ALLIES_API_TOKENS=TOKENS_ENV) if secured else serve()
-    dotenv = {"ALLIES_TOKEN": TOKENS["ana"]} if secured else {}
-    requests = parse_http_file((HTTP / "add_credentials.http").read_text(), base, dotenv)
-    assert [r[0] for r in requests] == ["GET", "POST", "GET"]
-    assert json.loads(requests[1][3]) == {"username": CASE3_USERNAME, "password": CASE3_PASSWORD}
-    replies = [send(*request) for request in requests]
-    assert replies == [(400, NOT_SET), (200, ADDED), (200, IS_SET)]
+    token = ("--var", f"token={TOKENS['ana']}") if secured else ()
+    result = httpyac(node_tools, base, *token)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 requests processed (3 succeeded)" in result.stdout
     assert_stored_exactly(database_url, keyring)
 
 
+@pytest.mark.slow
+def test_httpyac_fails_when_the_api_refuses(node_tools, served_app_with_tokens):
+    result = httpyac(node_tools, served_app_with_tokens)  # no token: 401 at the first request
+    assert result.returncode != 0 and "status 401" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_http_file_targets_any_ally_and_api_given_on_the_command_line(node_tools, serve, conn):
+    result = httpyac(node_tools, serve(), "--var", f"allyId={YOUNG_WOLF}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert conn.execute(
+        f"SELECT {credentials.IS_SET} FROM stores WHERE id = %s", (YOUNG_WOLF,)
+    ).fetchone() == (True,)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("secured", [False, True], ids=["open", "token"])
-def test_the_postman_collection_sends_check_add_verify(serve, database_url, keyring, secured):
+def test_newman_runs_the_postman_collection_and_its_tests_pass(
+    node_tools, serve, database_url, keyring, secured
+):
     collection = json.loads((HTTP / "allies.postman_collection.json").read_text())
-    assert collection["info"]["schema"].endswith("/v2.1.0/collection.json")
-    variables = {v["key"]: v["value"] for v in collection["variable"]}
-    assert variables["allyId"] == BARNES and variables["token"] == ""  # no secret committed
-    variables["baseUrl"] = serve(ALLIES_API_TOKENS=TOKENS_ENV) if secured else serve()
-    if secured:
-        variables["token"] = TOKENS["ana"]
-    assert collection["auth"] == {
-        "type": "bearer",
-        "bearer": [{"key": "token", "value": "{{token}}", "type": "string"}],
-    }
-    replies = []
-    for item in collection["item"]:
-        request = item["request"]
-        url = re.sub(r"\{\{(\w+)\}\}", lambda m: variables[m[1]], request["url"]["raw"])
-        headers = {h["key"]: h["value"] for h in request.get("header", [])}
-        if variables["token"]:  # what Postman does with the collection's bearer auth
-            headers["Authorization"] = f"Bearer {variables['token']}"
-        body = request.get("body", {}).get("raw")
-        replies.append(send(request["method"], url, headers, body))
-        assert any(event["listen"] == "test" for event in item["event"])
-    assert replies == [(400, NOT_SET), (200, ADDED), (200, IS_SET)]
+    assert {v["key"]: v["value"] for v in collection["variable"]}["token"] == ""  # no secret committed
+    base = serve(ALLIES_API_TOKENS=TOKENS_ENV) if secured else serve()
+    token = ("--env-var", f"token={TOKENS['ana']}") if secured else ()
+    result = newman(node_tools, base, *token)
+    assert result.returncode == 0, result.stdout + result.stderr
     assert_stored_exactly(database_url, keyring)
+
+
+@pytest.mark.slow
+def test_newman_fails_when_the_api_refuses_and_follows_another_ally(
+    node_tools, serve, served_app_with_tokens
+):
+    refused = newman(node_tools, served_app_with_tokens)
+    assert refused.returncode != 0 and "AssertionError" in refused.stdout
+    other = newman(node_tools, serve(), "--env-var", f"allyId={YOUNG_WOLF}")
+    assert other.returncode == 0, other.stdout + other.stderr
 
 
 def test_the_curl_script_says_so_when_the_token_is_missing(served_app_with_tokens):
