@@ -6,6 +6,7 @@ otherwise an embedded PostgreSQL is started under a temporary folder and stopped
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -258,3 +259,14 @@ def upstream_url(fresh_database) -> str:
         connection.execute(sql)
         db.ensure_schema(connection)
     return url
+
+
+def stored_credentials(conn, keyring: KeyRing, ally_id: str) -> tuple[str, str]:
+    """What the database holds for an ally, decrypted: (username, password). The product never
+    reads a secret back (the code that will send them to partners will); the tests do, to prove
+    what was stored."""
+    envelope = conn.execute(
+        "SELECT data::jsonb -> 'credentials' FROM stores WHERE id = %s", (ally_id,)
+    ).fetchone()[0]
+    secret = json.loads(keyring.decrypt(ally_id, envelope))
+    return secret["username"], secret["password"]

@@ -6,9 +6,7 @@ import json
 
 import psycopg
 import pytest
-from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, YOUNG_WOLF
-
-from allies import credentials
+from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, YOUNG_WOLF, stored_credentials
 
 BAD = "The ally was not found or the request is not correct"
 UNKNOWN = "1f585fc9-4926-468c-a728-000000000000"
@@ -42,14 +40,14 @@ def test_post_stores_credentials_and_answers_with_the_store_name(client, conn, k
     }
     assert list(response.get_json()) == ["message", "allyId", "allyName"]
     assert client.get(f"/allies/{BARNES}/credentials").get_json() == {"message": "Ally has credentials set!"}
-    assert credentials.read_credentials(conn, keyring, BARNES) == (CASE3_USERNAME, CASE3_PASSWORD)
+    assert stored_credentials(conn, keyring, BARNES) == (CASE3_USERNAME, CASE3_PASSWORD)
 
 
 def test_post_accepts_user_as_the_spanish_spec_names_it(client, conn, keyring):
     response = post(client, YOUNG_WOLF, {"user": "u1", "password": "p1"})
     assert response.status_code == 200
     assert response.get_json()["allyName"] == "Young-Wolf"
-    assert credentials.read_credentials(conn, keyring, YOUNG_WOLF) == ("u1", "p1")
+    assert stored_credentials(conn, keyring, YOUNG_WOLF) == ("u1", "p1")
 
 
 def test_post_accepts_an_uppercase_id_and_answers_the_canonical_one(client):

@@ -12,9 +12,8 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import BARNES, TEST_KEYS, YOUNG_WOLF, allies_env
+from conftest import BARNES, TEST_KEYS, YOUNG_WOLF, allies_env, stored_credentials
 
-from allies import credentials
 from allies.crypto import KeyRing, new_key_entry
 from allies.embedded import bin_dir
 
@@ -86,11 +85,11 @@ def test_a_canary_secret_leaks_nowhere(serve, database_url, settings, tmp_path):
     assert {place: text.count(canary) for place, text in places.items()} == dict.fromkeys(places, 0)
     assert "POST /allies/" in places["server.log"] and "k2" in dump  # the places were really looked at
     with psycopg.connect(database_url) as conn:  # and the canary is there, encrypted
-        assert credentials.read_credentials(conn, KeyRing.parse(rotated_ring, "t"), BARNES) == (
+        assert stored_credentials(conn, KeyRing.parse(rotated_ring, "t"), BARNES) == (
             canary,
             canary,
         )
-        assert credentials.read_credentials(conn, KeyRing.parse(rotated_ring, "t"), YOUNG_WOLF) == (
+        assert stored_credentials(conn, KeyRing.parse(rotated_ring, "t"), YOUNG_WOLF) == (
             canary,
             canary,
         )

@@ -12,9 +12,9 @@ import click
 import psycopg
 import pytest
 from click.testing import CliRunner
-from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, YOUNG_WOLF, free_port
+from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, YOUNG_WOLF, free_port, stored_credentials
 
-from allies import credentials, reports
+from allies import reports
 from allies.cli import main
 
 
@@ -185,7 +185,7 @@ def test_credentials_set_and_status_go_through_the_api(run, served_app, database
     status = run("credentials", "status", BARNES, ALLIES_URL=served_app)  # the URL from the environment
     assert status.stdout.strip() == f"ally {BARNES}: credentials set"
     with psycopg.connect(database_url) as conn:
-        assert credentials.read_credentials(conn, keyring, BARNES) == (CASE3_USERNAME, CASE3_PASSWORD)
+        assert stored_credentials(conn, keyring, BARNES) == (CASE3_USERNAME, CASE3_PASSWORD)
 
 
 def test_credentials_set_prompts_without_echo(run, served_app, database_url, keyring):
@@ -195,7 +195,7 @@ def test_credentials_set_prompts_without_echo(run, served_app, database_url, key
     assert result.exit_code == 0, result.stderr
     assert "s3cr:et}" not in result.output
     with psycopg.connect(database_url) as conn:
-        assert credentials.read_credentials(conn, keyring, BARNES) == ("u", "s3cr:et}")
+        assert stored_credentials(conn, keyring, BARNES) == ("u", "s3cr:et}")
 
 
 def test_credentials_errors(run, served_app):

@@ -12,7 +12,17 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, ROOT, TOKENS, TOKENS_ENV, YOUNG_WOLF, allies_env
+from conftest import (
+    BARNES,
+    CASE3_PASSWORD,
+    CASE3_USERNAME,
+    ROOT,
+    TOKENS,
+    TOKENS_ENV,
+    YOUNG_WOLF,
+    allies_env,
+    stored_credentials,
+)
 
 from allies import credentials
 
@@ -26,7 +36,7 @@ ADDED = {"message": "Credentials added", "allyId": BARNES, "allyName": "Barnes I
 
 def assert_stored_exactly(database_url, keyring) -> None:
     with psycopg.connect(database_url) as conn:
-        assert credentials.read_credentials(conn, keyring, BARNES) == (CASE3_USERNAME, CASE3_PASSWORD)
+        assert stored_credentials(conn, keyring, BARNES) == (CASE3_USERNAME, CASE3_PASSWORD)
 
 
 @pytest.mark.parametrize("secured", [False, True], ids=["open", "token"])

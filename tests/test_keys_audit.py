@@ -9,9 +9,9 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from conftest import BARNES, TEST_KEYS, YOUNG_WOLF, make_app
+from conftest import BARNES, TEST_KEYS, YOUNG_WOLF, make_app, stored_credentials
 
-from allies import credentials, db, keys
+from allies import db, keys
 from allies.cli import main
 from allies.crypto import KeyRing, new_key_entry
 
@@ -97,9 +97,9 @@ def test_rotation_moves_every_credential_to_the_active_key(run, settings, conn):
     assert keys.usage(conn) == {"new-key": 40}
     ring = KeyRing.parse(ROTATED, "test")
     for ally, expected in written.items():
-        assert credentials.read_credentials(conn, ring, ally) == expected
+        assert stored_credentials(conn, ring, ally) == expected
     only_new = KeyRing.parse(NEW_KEY, "test")  # the old key can now be removed
-    assert credentials.read_credentials(conn, only_new, ids[0]) == written[ids[0]]
+    assert stored_credentials(conn, only_new, ids[0]) == written[ids[0]]
     rotations = conn.execute(
         "SELECT count(*) FROM credential_audit WHERE action = 'credentials.set' AND outcome = 'success'"
     ).fetchone()
@@ -175,7 +175,7 @@ def test_writes_during_rotation_are_never_reverted(settings, conn, monkeypatch):
     assert statuses == [200] * (4 * len(waiting_writers))
     assert keys.usage(conn) == {"new-key": 300}
     for ally, expected in latest.items():
-        assert credentials.read_credentials(conn, ring, ally) == expected
+        assert stored_credentials(conn, ring, ally) == expected
 
 
 def wait_until_a_backend_waits_for_a_lock(conn, timeout: float = 10.0) -> None:

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from conftest import TEST_KEYS, make_app
+from conftest import TEST_KEYS, make_app, stored_credentials
 
-from allies import credentials, db, keys, stores
+from allies import db, keys, stores
 from allies.crypto import KeyRing, new_key_entry
 
 # A pool connection still being opened in the background when its pool closes is dropped unclosed;
@@ -205,7 +205,7 @@ def test_concurrent_writes_updates_rotation_and_a_killed_worker_lose_nothing(loa
         assert keys.usage(conn) == {"load-new": ALLIES}
         for ally in ids:  # the last acknowledged write of every ally, decrypted
             expected = load.acknowledged.get(ally, ("before", "before"))
-            assert credentials.read_credentials(conn, ring, ally) == expected
+            assert stored_credentials(conn, ring, ally) == expected
             assert stores.get_store(conn, ally)["name"] == names.get(
                 ally, stores.get_store(conn, ally)["name"]
             )
@@ -255,5 +255,5 @@ def test_database_outage_under_load_gives_503_then_recovers(own_server, serve):
         ring = KeyRing.parse(TEST_KEYS, "test")
         for ally in ids:  # no partial write: every stored envelope opens to an acknowledged write
             if ally in load.acknowledged:
-                assert credentials.read_credentials(conn, ring, ally) == load.acknowledged[ally]
+                assert stored_credentials(conn, ring, ally) == load.acknowledged[ally]
     print(f"outage: {dict(load.statuses)}, served again {recovery:.2f} s after the database came back")

@@ -9,7 +9,7 @@ from collections import Counter
 
 import psycopg
 import pytest
-from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, ROOT, YOUNG_WOLF
+from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, ROOT, YOUNG_WOLF, stored_credentials
 from psycopg.types.json import Jsonb
 
 from allies import audit, credentials, reports, stores
@@ -182,7 +182,7 @@ def test_update_keeps_credentials_set_before(client, database_url, conn, keyring
     envelope = young_wolf(conn)["credentials"]
     assert psql_file(database_url, UPDATE_SQL).returncode == 0
     assert young_wolf(conn)["credentials"] == envelope
-    assert credentials.read_credentials(conn, keyring, YOUNG_WOLF) == (CASE3_USERNAME, CASE3_PASSWORD)
+    assert stored_credentials(conn, keyring, YOUNG_WOLF) == (CASE3_USERNAME, CASE3_PASSWORD)
 
 
 def test_update_aborts_cleanly_when_the_store_does_not_exist(database_url, conn):
@@ -203,7 +203,7 @@ def test_rollback_restores_owner_and_tags_and_keeps_later_credentials(client, da
     assert result.returncode == 0, result.stderr
     after = young_wolf(conn)
     assert (after["brand_owner"], after["tags"]) == (before["brand_owner"], before["tags"])
-    assert credentials.read_credentials(conn, keyring, YOUNG_WOLF) == ("later", "p")
+    assert stored_credentials(conn, keyring, YOUNG_WOLF) == ("later", "p")
 
 
 def test_update_and_rollback_on_the_original_database(upstream_url):
@@ -247,7 +247,7 @@ def test_a_credentials_write_racing_the_update_is_never_lost(app, database_url, 
     assert replies[0].status_code == 200
     data = young_wolf(conn)
     assert data["brand_owner"] == "Old-Wolf" and "finanzas" not in data["tags"].values()
-    assert credentials.read_credentials(conn, keyring, YOUNG_WOLF) == ("u1", "p1")
+    assert stored_credentials(conn, keyring, YOUNG_WOLF) == ("u1", "p1")
 
 
 def test_an_update_racing_a_credentials_write_keeps_the_credentials(database_url, conn, keyring):
@@ -269,7 +269,7 @@ def test_an_update_racing_a_credentials_write_keeps_the_credentials(database_url
     assert update.returncode == 0, err
     data = young_wolf(conn)
     assert data["brand_owner"] == "Old-Wolf" and data["tags"]["tag1"] == "educacion"
-    assert credentials.read_credentials(conn, keyring, YOUNG_WOLF) == ("u2", "p2")
+    assert stored_credentials(conn, keyring, YOUNG_WOLF) == ("u2", "p2")
 
 
 def test_the_cli_library_update_journals_and_undoes(conn):

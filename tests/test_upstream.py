@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, TEST_KEYS, YOUNG_WOLF, make_app
+from conftest import (
+    BARNES,
+    CASE3_PASSWORD,
+    CASE3_USERNAME,
+    TEST_KEYS,
+    YOUNG_WOLF,
+    make_app,
+    stored_credentials,
+)
 
-from allies import credentials
 from allies.config import Settings
 from allies.crypto import KeyRing
 
@@ -48,7 +55,7 @@ def test_both_endpoints_work_on_the_original_database(upstream_client, upstream_
         assert {k: v for k, v in after.items() if k != "credentials"} == {
             k: v for k, v in before.items() if k != "credentials"
         }
-        assert credentials.read_credentials(conn, keyring, BARNES) == (CASE3_USERNAME, CASE3_PASSWORD)
+        assert stored_credentials(conn, keyring, BARNES) == (CASE3_USERNAME, CASE3_PASSWORD)
         raw = conn.execute("SELECT data::text FROM stores WHERE id = %s", (BARNES,)).fetchone()[0]
         assert CASE3_PASSWORD not in raw and CASE3_USERNAME not in raw
 

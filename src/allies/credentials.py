@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from . import audit
 from .crypto import KeyRing
-from .validation import AllyNotFound, Rejected
+from .validation import AllyNotFound
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,3 @@ def credentials_status(conn: psycopg.Connection, ally_id: str) -> Status:
     """Whether the store exists and holds credentials (any non-null `credentials` value)."""
     row = conn.execute(f"SELECT {IS_SET} FROM stores WHERE id = %s", (ally_id,)).fetchone()  # noqa: S608
     return Status(exists=False) if row is None else Status(exists=True, is_set=row[0])
-
-
-def read_credentials(conn: psycopg.Connection, keyring: KeyRing, ally_id: str) -> tuple[str, str]:
-    """Decrypt the stored (username, password): for the code that talks to partners, never an API."""
-    row = conn.execute("SELECT data::jsonb -> 'credentials' FROM stores WHERE id = %s", (ally_id,)).fetchone()
-    if row is None:
-        raise AllyNotFound(f"unknown ally: no store has id {ally_id}")
-    if not isinstance(row[0], dict):
-        raise Rejected(f"ally {ally_id} has no encrypted credentials")
-    secret = json.loads(keyring.decrypt(ally_id, row[0]))
-    return secret["username"], secret["password"]
