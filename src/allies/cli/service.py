@@ -64,6 +64,7 @@ def serve(
     resolved = replace(config, database_url=url, keyring=load_keyring(config, create=True))
     access = f"tokens of {', '.join(sorted(tokens))}" if tokens else "no authentication"
     click.echo(f"allies: serving on http://{host}:{port} ({access})", err=True)
+    serving_pid = os.getpid()  # gunicorn's workers are forks of this process: they unwind through here too
     try:
         if dev:
             server.run_dev(resolved, host, port)
@@ -76,7 +77,7 @@ def serve(
                 threads or server.THREADS_PER_WORKER,
             )
     finally:
-        if config.embedded:  # like a database container, it outlives the API: say so, and how to stop it
+        if config.embedded and os.getpid() == serving_pid:  # it outlives the API: say so, and how to stop it
             port = db.embedded_server(config).port
             click.echo(
                 f"allies: the embedded PostgreSQL keeps running on 127.0.0.1:{port} with its data; "
