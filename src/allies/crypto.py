@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -28,6 +30,7 @@ ENVELOPE_VERSION = 1
 NONCE_BYTES = 12  # 96-bit nonce, fresh and random for every encryption
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 AAD_PREFIX = b"allies/credentials/v1:"
+CHECK_MESSAGE = b"allies/key-check/v1"
 
 
 class DecryptionError(Exception):
@@ -61,6 +64,12 @@ class KeyRing:
         if not keys:
             raise ConfigError(f"{source}: no keys found")
         return cls(keys=keys, active=next(iter(keys)))
+
+    def check_value(self, key_id: str) -> str:
+        """A value that identifies the key without revealing it (HMAC-SHA256 of a constant under the
+        key): instances compare it to know they hold the same key under the same id."""
+        digest = hmac.new(self.keys[key_id], CHECK_MESSAGE, hashlib.sha256).digest()
+        return base64.b64encode(digest[:16]).decode()
 
     def encrypt(self, ally_id: str, plaintext: bytes) -> dict:
         """Seal `plaintext` for `ally_id` under the active key; returns the stored envelope."""
@@ -122,6 +131,13 @@ def load_keyring(settings: Settings, *, create: bool = False) -> KeyRing:
         )
         raise ConfigError(f"cannot read the key file {path}: {exc.strerror}{hint}") from None
     return KeyRing.parse(text, str(path))
+
+
+def generates_a_key(settings: Settings) -> bool:
+    """Whether `load_keyring(settings, create=True)` would generate a new key (the local default,
+    first start of this home)."""
+    no_setting = settings.keyring is None and settings.encryption_keys_file is None
+    return no_setting and not settings.default_key_file.exists()
 
 
 def keyring_source(settings: Settings) -> str:

@@ -20,6 +20,56 @@ from . import audit
 from .crypto import DecryptionError, KeyRing
 
 ROTATION_ACTOR = "rotation"
+SHARE_THE_RING = (
+    "every instance of a database must hold its key ring: set ALLIES_ENCRYPTION_KEYS (or "
+    "ALLIES_ENCRYPTION_KEYS_FILE) to the ring of the instance that wrote them, from one secret"
+)
+
+
+class KeyRingMismatch(Exception):
+    """This instance's key ring does not fit the database's: one line saying which key and what to do."""
+
+
+def known_keys(conn: psycopg.Connection) -> dict[str, str]:
+    """{key id: check value} of the keys the database has been served with."""
+    return dict(conn.execute("SELECT kid, check_value FROM key_ring").fetchall())
+
+
+def refuse_a_new_key(conn: psycopg.Connection) -> None:
+    """Before a home generates its own key: refused when the database already has keys or
+    credentials (they were written with another instance's ring)."""
+    used, known = usage(conn), known_keys(conn)
+    if used or known:
+        ids = ", ".join(sorted({*used, *known}))
+        raise KeyRingMismatch(
+            f"this home has no key file, and the database already knows key(s) {ids} "
+            f"({sum(used.values())} stored credentials): not generating another; {SHARE_THE_RING}"
+        )
+
+
+def enforce(conn: psycopg.Connection, keyring: KeyRing) -> None:
+    """Refuse a key ring that could write credentials the other instances cannot read (a key id
+    the database knows as another key), or that cannot read stored ones (a key id missing); else
+    record its keys, so the next instance is checked against them too."""
+    known = known_keys(conn)
+    for kid in keyring.keys:
+        if kid in known and known[kid] != keyring.check_value(kid):
+            raise KeyRingMismatch(
+                f"key id {kid} of this instance is not the key the database knows as {kid}; {SHARE_THE_RING}"
+            )
+    for kid, count in usage(conn).items():
+        if kid not in keyring.keys:
+            raise KeyRingMismatch(
+                f"this instance's key ring lacks key id {kid}, which protects {count} stored "
+                f"credentials; {SHARE_THE_RING}"
+            )
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO key_ring (kid, check_value) VALUES (%s, %s) ON CONFLICT (kid) DO NOTHING",
+            [(kid, keyring.check_value(kid)) for kid in keyring.keys],
+        )
+
+
 STALE = """
     jsonb_typeof(data::jsonb -> 'credentials') = 'object'
     AND data::jsonb -> 'credentials' ->> 'kid' IS DISTINCT FROM %(active)s

@@ -40,3 +40,11 @@ CREATE TABLE IF NOT EXISTS store_changes (
     after      JSONB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS store_changes_store_at ON store_changes (store_id, changed_at);
+
+-- The key ring of this database: each key id with a check value (an HMAC made with the key, never
+-- the key), so that every instance serving the database can tell whether it holds the same keys.
+CREATE TABLE IF NOT EXISTS key_ring (
+    kid         TEXT PRIMARY KEY,
+    check_value TEXT NOT NULL,
+    added_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+);

@@ -104,7 +104,14 @@ def _known_failure(exc: Exception) -> click.ClickException | None:
         return InputError(exc.detail)
     if isinstance(exc, ConfigError):
         return InputError(str(exc))
-    if _raised_by(exc, "allies.embedded", "EmbeddedError") or _raised_by(exc, "allies.seed", "SeedError"):
+    if any(
+        _raised_by(exc, module, name)
+        for module, name in (
+            ("allies.embedded", "EmbeddedError"),
+            ("allies.seed", "SeedError"),
+            ("allies.keys", "KeyRingMismatch"),
+        )
+    ):
         return CommandFailed(str(exc))
     if _raised_by(exc, "psycopg", "OperationalError"):
         return CommandFailed("the database is unreachable; is it running? (check DATABASE_URL / DB_PORT)")

@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import click
 
-from .. import auth, db, seed
+from .. import auth, db, keys, seed
 from ..config import DEFAULT_API_PORT
-from ..crypto import load_keyring
+from ..crypto import generates_a_key, load_keyring
 from ..embedded import EmbeddedError, bin_dir, port_is_free
 from .base import CommandFailed, InputError, main, open_db, redact, settings
 
@@ -60,8 +60,13 @@ def serve(
     url = db.database_url(config)  # starts the embedded server when it is the one used
     with open_db(url=url) as conn:
         click.echo(f"allies: database ready, {seed.count_stores(conn)} stores", err=True)
+        # One key ring per database: checked before a key is made, and before serving.
+        if generates_a_key(config):
+            keys.refuse_a_new_key(conn)
+        keyring = load_keyring(config, create=True)
+        keys.enforce(conn, keyring)
     # What the app needs, resolved once here, before forking: the workers start nothing.
-    resolved = replace(config, database_url=url, keyring=load_keyring(config, create=True))
+    resolved = replace(config, database_url=url, keyring=keyring)
     access = f"tokens of {', '.join(sorted(tokens))}" if tokens else "no authentication"
     click.echo(f"allies: serving on http://{host}:{port} ({access})", err=True)
     serving_pid = os.getpid()  # gunicorn's workers are forks of this process: they unwind through here too

@@ -1,0 +1,78 @@
+"""One key ring per database: an instance whose keys do not fit the database's is refused, in one
+line, before it serves; a home never generates its own key against a database that has credentials."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from conftest import BARNES, TEST_KEYS, YOUNG_WOLF, allies_env, free_port, make_app
+
+from allies import keys
+from allies.crypto import KeyRing, new_key_entry
+
+OTHER_SAME_ID = new_key_entry("test-key-1")  # another key under the id of TEST_KEYS
+NEW_KEY = new_key_entry("new-key")
+
+
+def ring(text: str) -> KeyRing:
+    return KeyRing.parse(text, "test")
+
+
+def write(settings, keyring_text: str, ally: str) -> None:
+    app = make_app(settings.__class__(**{**settings.__dict__, "keyring": ring(keyring_text)}))
+    try:
+        response = app.test_client().post(
+            f"/allies/{ally}/credentials", json={"username": "u", "password": "p"}
+        )
+        assert response.status_code == 200
+    finally:
+        app.extensions["allies.pool"].close()
+
+
+def test_the_first_instance_records_its_keys_and_the_same_ring_is_accepted(conn):
+    keys.enforce(conn, ring(TEST_KEYS))
+    assert set(keys.known_keys(conn)) == {"test-key-1"}
+    keys.enforce(conn, ring(TEST_KEYS))  # a second replica with the shared ring
+    assert TEST_KEYS.split(":")[1] not in str(keys.known_keys(conn))  # a check value, never the key
+
+
+def test_another_key_under_a_known_id_is_refused(conn):
+    keys.enforce(conn, ring(TEST_KEYS))
+    with pytest.raises(keys.KeyRingMismatch, match="key id test-key-1 of this instance is not the key"):
+        keys.enforce(conn, ring(OTHER_SAME_ID))
+
+
+def test_a_ring_without_the_key_of_stored_credentials_is_refused(conn, settings):
+    keys.enforce(conn, ring(TEST_KEYS))
+    write(settings, TEST_KEYS, BARNES)
+    with pytest.raises(keys.KeyRingMismatch, match="lacks key id test-key-1, which protects 1 stored"):
+        keys.enforce(conn, ring(NEW_KEY))
+
+
+def test_rotation_across_instances_adds_a_key_and_old_rings_are_refused_once_it_is_used(conn, settings):
+    keys.enforce(conn, ring(TEST_KEYS))
+    write(settings, TEST_KEYS, BARNES)
+    rotated = f"{NEW_KEY},{TEST_KEYS}"
+    keys.enforce(conn, ring(rotated))  # the new key first, the old one still decrypts: accepted
+    write(settings, rotated, YOUNG_WOLF)
+    assert set(keys.known_keys(conn)) == {"test-key-1", "new-key"}
+    with pytest.raises(keys.KeyRingMismatch, match="lacks key id new-key"):
+        keys.enforce(conn, ring(TEST_KEYS))  # could not read what the rotated instances wrote
+
+
+@pytest.mark.parametrize("configured", ["no key (a home of its own)", "a foreign key"])
+def test_a_second_instance_with_its_own_key_is_refused_before_serving(
+    database_url, settings, tmp_path, configured
+):
+    write(settings, TEST_KEYS, BARNES)  # the first instance wrote a credential with its ring
+    home = tmp_path / "second-home"
+    extra = {} if configured.startswith("no key") else {"ALLIES_ENCRYPTION_KEYS": NEW_KEY}
+    env = allies_env(DATABASE_URL=database_url, ALLIES_HOME=str(home), **extra)
+    result = subprocess.run(
+        ["allies", "serve", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    [refusal] = [line for line in result.stderr.splitlines() if not line.startswith("allies: database ready")]
+    assert "test-key-1" in refusal and "ALLIES_ENCRYPTION_KEYS" in refusal
+    assert "serving on" not in result.stderr and not (home / "encryption.keys").exists()
