@@ -76,3 +76,11 @@ def test_a_second_instance_with_its_own_key_is_refused_before_serving(
     [refusal] = [line for line in result.stderr.splitlines() if not line.startswith("allies: database ready")]
     assert "test-key-1" in refusal and "ALLIES_ENCRYPTION_KEYS" in refusal
     assert "serving on" not in result.stderr and not (home / "encryption.keys").exists()
+
+
+def test_a_ring_sharing_no_key_with_the_database_is_refused_even_before_any_credential(conn):
+    keys.enforce(conn, ring(TEST_KEYS))  # the first instance, nothing written yet
+    with pytest.raises(
+        keys.KeyRingMismatch, match="none of this instance's keys .new-key. is one the database knows"
+    ):
+        keys.enforce(conn, ring(NEW_KEY))  # a second home that generated its own key

@@ -20,6 +20,7 @@ from . import audit
 from .crypto import DecryptionError, KeyRing
 
 ROTATION_ACTOR = "rotation"
+KEY_RING_LOCK_ID = 4_000_002  # advisory lock: instances check and record their key rings one at a time
 SHARE_THE_RING = (
     "every instance of a database must hold its key ring: set ALLIES_ENCRYPTION_KEYS (or "
     "ALLIES_ENCRYPTION_KEYS_FILE) to the ring of the instance that wrote them, from one secret"
@@ -48,26 +49,35 @@ def refuse_a_new_key(conn: psycopg.Connection) -> None:
 
 
 def enforce(conn: psycopg.Connection, keyring: KeyRing) -> None:
-    """Refuse a key ring that could write credentials the other instances cannot read (a key id
-    the database knows as another key), or that cannot read stored ones (a key id missing); else
-    record its keys, so the next instance is checked against them too."""
-    known = known_keys(conn)
-    for kid in keyring.keys:
-        if kid in known and known[kid] != keyring.check_value(kid):
+    """Refuse a key ring that could write credentials the other instances cannot read (another key
+    under a known id, or no known key at all), or that cannot read stored ones (a key id missing);
+    else record its keys, so the next instance is checked against them too. Instances starting at
+    the same moment are checked one after the other (an advisory lock)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (KEY_RING_LOCK_ID,))
+        known = known_keys(conn)
+        for kid in keyring.keys:
+            if kid in known and known[kid] != keyring.check_value(kid):
+                raise KeyRingMismatch(
+                    f"key id {kid} of this instance is not the key the database knows as {kid}; "
+                    f"{SHARE_THE_RING}"
+                )
+        for kid, count in usage(conn).items():
+            if kid not in keyring.keys:
+                raise KeyRingMismatch(
+                    f"this instance's key ring lacks key id {kid}, which protects {count} stored "
+                    f"credentials; {SHARE_THE_RING}"
+                )
+        if known and not known.keys() & keyring.keys.keys():
             raise KeyRingMismatch(
-                f"key id {kid} of this instance is not the key the database knows as {kid}; {SHARE_THE_RING}"
+                f"none of this instance's keys ({', '.join(keyring.keys)}) is one the database knows "
+                f"({', '.join(sorted(known))}); {SHARE_THE_RING}"
             )
-    for kid, count in usage(conn).items():
-        if kid not in keyring.keys:
-            raise KeyRingMismatch(
-                f"this instance's key ring lacks key id {kid}, which protects {count} stored "
-                f"credentials; {SHARE_THE_RING}"
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO key_ring (kid, check_value) VALUES (%s, %s) ON CONFLICT (kid) DO NOTHING",
+                [(kid, keyring.check_value(kid)) for kid in keyring.keys],
             )
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO key_ring (kid, check_value) VALUES (%s, %s) ON CONFLICT (kid) DO NOTHING",
-            [(kid, keyring.check_value(kid)) for kid in keyring.keys],
-        )
 
 
 STALE = """
