@@ -4,6 +4,7 @@ is forged on a terminal, and nothing they send is stored or run as something els
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import socket
 from urllib.parse import urlsplit
@@ -306,3 +307,31 @@ def test_any_log_line_is_read_as_the_line_by_line_reference_reads_it(lines_spec)
     data["failures_per_ally"] = {ally["ally_id"]: ally["failures"] for ally in data["affected_allies"]}
     expected = reference(lines)
     assert {key: data[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize("source", ["file", "gzip", "stdin"])
+def test_a_line_over_the_limit_is_malformed_and_the_lines_around_it_are_read(tmp_path, monkeypatch, source):
+    from allies import triage
+
+    monkeypatch.setattr(triage, "CHUNK_BYTES", 64 * 1024)  # the long line spans many blocks
+    ok = common(1, "POST", f"/allies/{BARNES}/credentials", 500)
+
+    def over(by: int) -> str:
+        return common(2, "GET", "/x", 200, extra=' "' + "r" * (triage.MAX_LINE_BYTES + by) + '"')
+
+    # Far over (never read whole) and just over (may come whole within a block); the last one
+    # without its newline.
+    lines = [ok] * 300 + [over(200_000)] + [ok] * 300 + [over(100), over(200_000)[:-1]]
+    path = tmp_path / "long.log"
+    write(path, lines, compress=source == "gzip")
+    if source == "stdin":
+        stdin = io.TextIOWrapper(open(path, "rb"))  # noqa: SIM115 - closed below
+        monkeypatch.setattr("sys.stdin", stdin)
+        inputs = ["-"]
+    else:
+        inputs = [str(path)]
+    report = triage.analyze(inputs).to_dict()
+    if source == "stdin":
+        stdin.close()
+    assert (report["total_lines"], report["malformed"], report["credential_requests"]) == (603, 3, 600)
+    assert [sample["line"] for sample in report["malformed_samples"]] == [301, 602, 603]
