@@ -181,7 +181,7 @@ def _audit_refusal(outcome: str, detail: str, status: int) -> None:
 
 def _audit_failure(outcome: str, status: int, detail: str) -> None:
     """Best effort: a failed attempt is audited in its own transaction."""
-    attempt = g.get("attempt") or _attempt(request.view_args.get("ally_id", "") if request.view_args else "")
+    attempt = g.attempt  # set by authenticate for every POST, the only requests audited
     try:
         with _pool().connection() as conn:
             audit.record(conn, attempt, outcome, status, detail)

@@ -121,7 +121,7 @@ def load_keyring(settings: Settings, *, create: bool = False) -> KeyRing:
     if settings.keyring is not None:
         return settings.keyring
     path = settings.encryption_keys_file or settings.default_key_file
-    if create and settings.encryption_keys_file is None and not path.exists():
+    if create and generates_a_key(settings):
         _create_key_file(path)
     try:
         text = path.read_text()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import sys
 import zlib
@@ -126,14 +127,21 @@ def _read_capped(handle: BinaryIO, size: int) -> bytes:
         if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
             out += line
             continue
-        length = len(line)
-        while size > 0 and (rest := handle.readline(min(size, SCAN_BYTES))):
-            size, length = size - len(rest), length + len(rest)
-            if rest.endswith(b"\n"):
-                length -= 1
-                break
-        out += _too_long(line, length)
+        read, rest = _skip_to_line_end(handle, size)
+        size -= read
+        out += _too_long(line, len(line) + rest)
     return bytes(out) if out.endswith(b"\n") or not out else bytes(out) + b"\n"
+
+
+def _skip_to_line_end(handle: BinaryIO, limit: float = math.inf) -> tuple[int, int]:
+    """Read past the rest of a line, SCAN_BYTES at a time and at most `limit` bytes: (bytes read,
+    bytes of the line among them, without its newline)."""
+    read = 0
+    while read < limit and (piece := handle.readline(min(limit - read, SCAN_BYTES))):
+        read += len(piece)
+        if piece.endswith(b"\n"):
+            return read, read - 1
+    return read, read
 
 
 def _too_long(start: bytes, length: int) -> bytes:
@@ -197,11 +205,8 @@ def _finish_last_line(stream: BinaryIO, data: bytes) -> bytes:
     rest = stream.readline(MAX_LINE_BYTES + 1 - min(len(data) - start, MAX_LINE_BYTES))
     if rest.endswith(b"\n") or len(data) - start + len(rest) <= MAX_LINE_BYTES:
         return data + rest
-    length = len(data) - start + len(rest)
-    while rest and not rest.endswith(b"\n"):
-        rest = stream.readline(SCAN_BYTES)
-        length += len(rest) - rest.endswith(b"\n")
-    return data[:start] + _too_long(data[start:], length)
+    _, more = _skip_to_line_end(stream)
+    return data[:start] + _too_long(data[start:], len(data) - start + len(rest) + more)
 
 
 def _tasks(path: str) -> Iterator[RangeTask | StreamBlock]:
