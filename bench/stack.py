@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,8 @@ from allies.embedded import EmbeddedPostgres
 
 BENCH = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
+NGINX_CONF = BENCH.parent / "docker" / "nginx.conf"
+INSTALL_NGINX = "nginx is not installed: `sudo apt-get install nginx-light` (Debian/Ubuntu)"
 
 
 def free_port() -> int:
@@ -125,3 +128,54 @@ def bare_app(url: str, port: int, workers: int, threads: int):
         "bare_app:app",
     ]  # fmt: skip
     return served(command, port, {"DATABASE_URL": url}, cwd=BENCH)
+
+
+def nginx() -> str | None:
+    """The nginx program, or None when it is not installed."""
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+
+
+def balancer_conf(listen_port: int, upstream_ports: list[int], workdir: Path) -> str:
+    """docker/nginx.conf, listening on 127.0.0.1:`listen_port` in front of replicas on loopback,
+    its temporary files in `workdir` (so it runs without root)."""
+    text = NGINX_CONF.read_text()
+    server = re.search(r"^(\s*)server app:4000 (.*)$", text, re.MULTILINE)
+    servers = "\n".join(f"{server[1]}server 127.0.0.1:{port} {server[2]}" for port in upstream_ports)
+    text = text.replace(server[0], servers).replace("listen 8080;", f"listen 127.0.0.1:{listen_port};")
+    temp = "".join(
+        f"    {kind}_temp_path {workdir / kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return text.replace("http {\n", "http {\n" + temp, 1)
+
+
+@contextmanager
+def balancer(upstream_ports: list[int], workdir: Path):
+    """nginx (docker/nginx.conf) in front of the replicas on `upstream_ports`: yields its base URL."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(balancer_conf(port, upstream_ports, workdir))
+    command = [
+        nginx(),
+        "-p",
+        str(workdir),
+        "-c",
+        str(conf),
+        "-g",
+        f"daemon off; pid {workdir / 'nginx.pid'};",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(workdir / "error.log", "w"))  # noqa: SIM115
+    try:
+        deadline = time.monotonic() + 10
+        while process.poll() is None and time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        if process.poll() is not None:
+            sys.exit(f"bench: nginx exited: {(workdir / 'error.log').read_text()}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

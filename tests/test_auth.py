@@ -189,17 +189,3 @@ def test_write_rate_limit_answers_429_with_retry_after_and_audits(settings, conn
         app.extensions["allies.pool"].close()
     outcomes = [row[2] for row in audit_rows(conn)]
     assert outcomes.count("rate_limited") == 3 and outcomes.count("success") == 4
-
-
-def test_token_bucket_refills_with_time():
-    from allies.ratelimit import Limit, Limiter
-
-    now = [0.0]
-    limiter = Limiter(Limit(2, 60), clock=lambda: now[0])
-    assert [limiter.acquire("a") for _ in range(2)] == [0.0, 0.0]
-    assert limiter.acquire("a") == pytest.approx(30.0)
-    now[0] = 30.0
-    assert limiter.acquire("a") == 0.0
-    with pytest.raises(ConfigError, match="60/minute"):
-        Limit.parse("sixty")
-    assert Limit.parse("0") is None and str(Limit.parse("5/second")) == "5 per second per client"

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from flask import Flask, g
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import accesslog, api, db, errors, openapi, ratelimit
 from .config import ConfigError, Settings
@@ -29,6 +30,11 @@ def create_app(
             "the app needs a database URL (DATABASE_URL); `allies serve` resolves the embedded one"
         )
     app = Flask(__name__)
+    if settings.trusted_proxies:
+        # Behind a load balancer the client is the address its X-Forwarded-For names: what the
+        # write limit counts, the audit records and the access log shows. Trusted only when asked:
+        # a client could otherwise choose its own address.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep the contract's key order: message first
 
@@ -36,7 +42,8 @@ def create_app(
     app.extensions["allies.keyring"] = load_keyring(settings)
     app.extensions["allies.tokens"] = settings.api_tokens
     limit = settings.write_rate_limit
-    app.extensions["allies.limiter"] = ratelimit.Limiter(limit) if limit else None
+    pool = app.extensions["allies.pool"]
+    app.extensions["allies.limiter"] = ratelimit.SharedLimiter(limit, pool) if limit else None
     app.extensions["allies.refusals"] = ratelimit.Sampler(
         ratelimit.Limit(api.REFUSALS_AUDITED_PER_MINUTE, 60)
     )

@@ -42,6 +42,13 @@ def _int_env(name: str, default: int | None) -> int | None:
     return value
 
 
+def _proxies_env(name: str) -> int:
+    raw = os.environ.get(name, "").strip() or "0"
+    if not raw.isdigit() or int(raw) > 10:
+        raise ConfigError(f"{name} must be the number of proxies in front of the API (0-10), got {raw!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service and the CLI read from the environment, parsed once (`from_env`):
@@ -54,6 +61,7 @@ class Settings:
     encryption_keys_file: Path | None = None
     api_tokens: dict[str, str] = field(default_factory=dict)  # {name: token}; empty: no authentication
     write_rate_limit: Limit | None = None
+    trusted_proxies: int = 0  # proxies in front whose X-Forwarded-For names the client (0: none trusted)
     api_token: str | None = None  # the token the CLI sends to the API (ALLIES_TOKEN)
     log_file: Path = field(default_factory=lambda: Path("log/server.log"))
     max_body_bytes: int = 16 * 1024
@@ -62,7 +70,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         """Read ALLIES_HOME, DATABASE_URL, DB_PORT, ALLIES_ENCRYPTION_KEYS[_FILE], ALLIES_API_TOKENS[_FILE],
-        ALLIES_WRITE_RATE_LIMIT, ALLIES_TOKEN, ALLIES_LOG_FILE."""
+        ALLIES_WRITE_RATE_LIMIT, ALLIES_TRUSTED_PROXIES, ALLIES_TOKEN, ALLIES_LOG_FILE."""
         keys = _env("ALLIES_ENCRYPTION_KEYS")
         keys_file, tokens_file = _env("ALLIES_ENCRYPTION_KEYS_FILE"), _env("ALLIES_API_TOKENS_FILE")
         return cls(
@@ -73,6 +81,7 @@ class Settings:
             encryption_keys_file=Path(keys_file) if keys_file else None,
             api_tokens=_parse_tokens(_env("ALLIES_API_TOKENS"), Path(tokens_file) if tokens_file else None),
             write_rate_limit=_parse_limit(_env("ALLIES_WRITE_RATE_LIMIT")),
+            trusted_proxies=_proxies_env("ALLIES_TRUSTED_PROXIES"),
             api_token=_env("ALLIES_TOKEN"),
             log_file=Path(_env("ALLIES_LOG_FILE") or "log/server.log"),
         )

@@ -1,7 +1,10 @@
-"""A per-client limit on credentials writes: a token bucket per client address, per worker process.
+"""A per-client limit on credentials writes, for the whole service: every worker of every replica.
 
-ALLIES_WRITE_RATE_LIMIT="N/minute" (or /second, /hour) enables it; unset or 0 disables it. Each
-gunicorn worker keeps its own buckets, so a client may get up to N x workers in the worst case.
+ALLIES_WRITE_RATE_LIMIT="N/minute" (or /second, /hour) enables it; unset or 0 disables it. The
+count lives in PostgreSQL (one statement per write, table `write_rate`), because every replica
+shares the database and nothing else; a bucket per process in front of it (`Limiter`) refuses a
+client already over the limit on this process without asking the database, so a flood costs the
+database at most N statements per client, period and process.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+
+from psycopg_pool import ConnectionPool
 
 from .config import ConfigError
 
@@ -61,6 +66,46 @@ class Limiter:
         if len(self._buckets) > MAX_CLIENTS:
             for client, _ in sorted(self._buckets.items(), key=lambda item: -item[1][0])[: MAX_CLIENTS // 10]:
                 del self._buckets[client]
+
+
+# The generic cell rate algorithm (a token bucket stored as one time, `tat`: when the client's
+# bucket is full again), on the database's clock, so replicas on different machines agree.
+# The row is locked while updated: concurrent writes of one client are counted one after the other.
+ACQUIRE = """
+INSERT INTO write_rate AS bucket (client, tat, admitted)
+VALUES (%(client)s, extract(epoch FROM statement_timestamp()) + %(interval)s, true)
+ON CONFLICT (client) DO UPDATE SET
+    admitted = greatest(bucket.tat, excluded.tat - %(interval)s) <= excluded.tat - %(interval)s + %(burst)s,
+    tat = CASE
+        WHEN greatest(bucket.tat, excluded.tat - %(interval)s) <= excluded.tat - %(interval)s + %(burst)s
+        THEN greatest(bucket.tat, excluded.tat - %(interval)s) + %(interval)s
+        ELSE bucket.tat END
+RETURNING admitted, tat - %(burst)s - extract(epoch FROM statement_timestamp())
+"""
+FORGET_FULL_BUCKETS = "DELETE FROM write_rate WHERE tat < extract(epoch FROM statement_timestamp())"
+
+
+class SharedLimiter:
+    """The service-wide limit: this process's own bucket first, then the database's."""
+
+    def __init__(self, limit: Limit, pool: ConnectionPool, clock=time.monotonic) -> None:
+        self.limit, self.pool, self.clock = limit, pool, clock
+        self._local = Limiter(limit, clock)
+        self._forgotten_at = clock()
+        interval = limit.seconds / limit.requests
+        self._params = {"interval": interval, "burst": limit.seconds - interval}
+
+    def acquire(self, client: str) -> float:
+        """0 when the request may go on, else the seconds to wait before retrying."""
+        wait = self._local.acquire(client)
+        if wait:
+            return wait
+        with self.pool.connection() as conn:
+            admitted, wait = conn.execute(ACQUIRE, {**self._params, "client": client}).fetchone()
+            if self.clock() - self._forgotten_at > self.limit.seconds:
+                self._forgotten_at = self.clock()
+                conn.execute(FORGET_FULL_BUCKETS)
+        return 0.0 if admitted else max(wait, 0.001)
 
 
 def retry_after(seconds: float) -> str:

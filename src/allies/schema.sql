@@ -48,3 +48,11 @@ CREATE TABLE IF NOT EXISTS key_ring (
     check_value TEXT NOT NULL,
     added_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+-- The write rate limit of the whole service (allies.ratelimit): per client address, when its
+-- bucket is full again. Unlogged: after a crash the counts start afresh, which only forgives.
+CREATE UNLOGGED TABLE IF NOT EXISTS write_rate (
+    client   TEXT PRIMARY KEY,
+    tat      DOUBLE PRECISION NOT NULL,
+    admitted BOOLEAN NOT NULL
+);
