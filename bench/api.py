@@ -31,10 +31,13 @@ def wrk() -> str | None:
     return shutil.which(os.environ.get("WRK", "wrk"))
 
 
-def drive(base_url: str, app: str, method: str, connections: int, seconds: int, ids_file: Path) -> Run:
-    """One wrk run of `seconds` over every ally id in `ids_file`."""
+def drive(
+    base_url: str, app: str, method: str, connections: int, seconds: int, ids_file: Path, clients: int = 0
+) -> Run:
+    """One wrk run of `seconds` over every ally id in `ids_file`; with `clients`, the requests come
+    from that many client addresses in turn (X-Forwarded-For, for an API trusting one proxy)."""
     threads = min(connections, 2)
-    env = dict(os.environ, ALLY_IDS=str(ids_file), BENCH_METHOD=method)
+    env = dict(os.environ, ALLY_IDS=str(ids_file), BENCH_METHOD=method, BENCH_CLIENTS=str(clients))
     command = [
         wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
         "-s", str(BENCH / "wrk_allies.lua"), base_url,
@@ -71,3 +74,18 @@ def table(runs: list[Run]) -> list[str]:
 
 def _cells(run: Run) -> str:
     return f"{run.requests_per_s:,.0f} | {run.p50_ms:.1f} / {run.p99_ms:.1f}"
+
+
+def versus(runs: list[Run], baseline: str) -> list[str]:
+    """Markdown rows: each setup against `baseline`, per method and connection count."""
+    rows = [
+        "| setup | method | connections | req/s | p50 / p99 ms | vs " + baseline + " | errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    base = {(r.method, r.connections): r for r in runs if r.app == baseline}
+    for run in runs:
+        ratio = run.requests_per_s / base[run.method, run.connections].requests_per_s
+        rows.append(
+            f"| {run.app} | {run.method} | {run.connections} | {_cells(run)} | {ratio:.0%} | {run.errors} |"
+        )
+    return rows

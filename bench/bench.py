@@ -11,13 +11,24 @@ import os
 import platform
 import subprocess
 import sys
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 import api
 import database
 import psycopg
-from stack import BENCH, bare_app, create_database, free_port, full_app, postgres
+from stack import (
+    BENCH,
+    INSTALL_NGINX,
+    balancer,
+    bare_app,
+    create_database,
+    free_port,
+    full_app,
+    nginx,
+    postgres,
+)
 
 from allies.server import THREADS_PER_WORKER, default_workers
 
@@ -73,20 +84,76 @@ def api_section(server, home: Path, args) -> list[str]:
             ("full", lambda port: full_app(url, port, workers, home)),
             ("bare", lambda port: bare_app(url, port, workers, THREADS_PER_WORKER)),
         ):
+            plan = [(method, connections) for method in ("POST", "GET") for connections in api.CONNECTIONS]
             with start(free_port()) as base:
-                api.drive(base, name, "POST", 8, 1, ids_file)  # warm-up: connections, caches
-                for method in ("POST", "GET"):
-                    for connections in api.CONNECTIONS:
-                        run = api.drive(base, name, method, connections, args.duration, ids_file)
-                        print(f"bench: {run}", file=sys.stderr)
-                        runs.append(run)
+                runs += measure(base, name, plan, args.duration, ids_file)
         out += api.table(runs) + [""]
+        out += write_limit_part(url, home, workers, ids_file, args.duration)
+        out += replicas_part(url, home, workers, ids_file, args.duration)
     tps = database.pgbench(url, args.duration, 32, ids_file, home)
     out.append(
         f"PostgreSQL's own limit for the same statements (pgbench, 32 clients, {args.duration} s, "
         f"id looked up by number): SELECT {tps['SELECT']:,.0f} TPS, UPDATE {tps['UPDATE']:,.0f} TPS."
     )
     return [*out, ""]
+
+
+def measure(base: str, name: str, plan, seconds: int, ids_file: Path, clients: int = 0) -> list[api.Run]:
+    """A 1-second warm-up (connections, caches), then one wrk run per (method, connections)."""
+    api.drive(base, name, plan[0][0], 8, 1, ids_file, clients)
+    runs = []
+    for method, connections in plan:
+        runs.append(api.drive(base, name, method, connections, seconds, ids_file, clients))
+        print(f"bench: {runs[-1]}", file=sys.stderr)
+    return runs
+
+
+BEHIND_A_PROXY = {"ALLIES_TRUSTED_PROXIES": "1"}
+CLIENTS = 1_000  # client addresses the writes come from (X-Forwarded-For)
+
+
+def write_limit_part(url: str, home: Path, workers: int, ids_file: Path, seconds: int) -> list[str]:
+    """The cost of the service-wide write limit on the POST path: a limit no client reaches, so
+    every write pays the database statement and none is refused."""
+    runs = []
+    for name, limit in (("no limit", {}), ("write limit", {"ALLIES_WRITE_RATE_LIMIT": "1000000/second"})):
+        with full_app(url, free_port(), workers, home, **BEHIND_A_PROXY, **limit) as base:
+            runs += measure(base, name, [("POST", 8), ("POST", 32)], seconds, ids_file, CLIENTS)
+    intro = (
+        f"**Write rate limit** (`ALLIES_WRITE_RATE_LIMIT`, counted in PostgreSQL for every replica): the full "
+        f"app with and without a limit no client reaches, writes from {CLIENTS:,} client addresses "
+        "(X-Forwarded-For, `ALLIES_TRUSTED_PROXIES=1`)."
+    )
+    return [intro, "", *api.versus(runs, "no limit"), ""]
+
+
+def replicas_part(url: str, home: Path, workers: int, ids_file: Path, seconds: int) -> list[str]:
+    """1 replica alone, then behind nginx (docker/nginx.conf), then 2 replicas behind it."""
+    if nginx() is None:
+        print(f"bench: replicas part skipped — {INSTALL_NGINX}", file=sys.stderr)
+        return [f"**Replicas behind nginx skipped:** {INSTALL_NGINX}.", ""]
+    runs = []
+    for name, replicas, balanced in (
+        ("1 replica", 1, False),
+        ("nginx, 1 replica", 1, True),
+        ("nginx, 2 replicas", 2, True),
+    ):
+        with ExitStack() as stack:
+            ports = [free_port() for _ in range(replicas)]
+            for port in ports:
+                stack.enter_context(full_app(url, port, workers, home, **BEHIND_A_PROXY))
+            base = (
+                stack.enter_context(balancer(ports, home / "nginx"))
+                if balanced
+                else f"http://127.0.0.1:{ports[0]}"
+            )
+            runs += measure(base, name, [("GET", 32), ("POST", 32)], seconds, ids_file)
+    intro = (
+        f"**Replicas behind nginx** (docker/nginx.conf; each replica {workers} workers x {THREADS_PER_WORKER} "
+        f"threads, all on this machine's {os.cpu_count()} CPUs with the database and wrk): what the load "
+        "balancer costs, and what a second replica adds when the CPUs are already busy."
+    )
+    return [intro, "", *api.versus(runs, "1 replica"), ""]
 
 
 def database_section(server, args) -> list[str]:

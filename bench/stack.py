@@ -23,6 +23,7 @@ from allies.embedded import EmbeddedPostgres
 BENCH = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 NGINX_CONF = BENCH.parent / "docker" / "nginx.conf"
+KEYS = new_key_entry("bench")  # one key ring for every full app of a run: they share databases
 INSTALL_NGINX = "nginx is not installed: `sudo apt-get install nginx-light` (Debian/Ubuntu)"
 
 
@@ -70,22 +71,25 @@ def timed(function, runs: int = 1) -> tuple[float, object]:
 @contextmanager
 def served(command: list[str], port: int, env: dict[str, str], cwd: Path | None = None):
     """A server process answering on `port` (its /allies/<id> path is probed), stopped afterwards."""
-    process = subprocess.Popen(
-        command, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        _wait(f"http://127.0.0.1:{port}/allies/x/credentials", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, cwd=cwd, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait(f"http://127.0.0.1:{port}/allies/x/credentials", process, output)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
-def _wait(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+def _wait(url: str, process: subprocess.Popen, output, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit(f"bench: the server {process.args} exited with {process.returncode}")
+            output.seek(0)
+            said = output.read().decode(errors="replace")[-2000:]
+            sys.exit(f"bench: the server {process.args} exited with {process.returncode}:\n{said}")
         try:
             urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback
             return
@@ -96,12 +100,13 @@ def _wait(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
     sys.exit(f"bench: {url} did not answer within {timeout} s")
 
 
-def full_app(url: str, port: int, workers: int, home: Path, threads: int = 4):
+def full_app(url: str, port: int, workers: int, home: Path, threads: int = 4, **extra_env: str):
     env = {
         "DATABASE_URL": url,
-        "ALLIES_ENCRYPTION_KEYS": new_key_entry("bench"),
+        "ALLIES_ENCRYPTION_KEYS": KEYS,
         "ALLIES_LOG_FILE": str(home / "server.log"),
         "ALLIES_HOME": str(home / "allies"),
+        **extra_env,
     }
     command = [
         str(BIN / "allies"),
@@ -139,9 +144,11 @@ def balancer_conf(listen_port: int, upstream_ports: list[int], workdir: Path) ->
     """docker/nginx.conf, listening on 127.0.0.1:`listen_port` in front of replicas on loopback,
     its temporary files in `workdir` (so it runs without root)."""
     text = NGINX_CONF.read_text()
-    server = re.search(r"^(\s*)server app:4000 (.*)$", text, re.MULTILINE)
-    servers = "\n".join(f"{server[1]}server 127.0.0.1:{port} {server[2]}" for port in upstream_ports)
-    text = text.replace(server[0], servers).replace("listen 8080;", f"listen 127.0.0.1:{listen_port};")
+    named = list(re.finditer(r"^(\s*)server \w+:4000 (.*)\n", text, re.MULTILINE))
+    indent, parameters = named[0][1], named[0][2]
+    servers = "".join(f"{indent}server 127.0.0.1:{port} {parameters}\n" for port in upstream_ports)
+    text = text[: named[0].start()] + servers + text[named[-1].end() :]
+    text = text.replace("listen 8080;", f"listen 127.0.0.1:{listen_port};")
     temp = "".join(
         f"    {kind}_temp_path {workdir / kind};\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 HOST=${ALLIES_DOCKER_HOST:-127.0.0.2}
-STANDIN_BASE=allies-standin/bookworm:py3-pg15
+STANDIN_BASE=allies-standin/bookworm:py3-pg15-nginx
 STANDIN_POSTGRES=allies-standin/postgres:15
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 export COMPOSE_FILE=compose.yaml:docker/compose.ci.yaml COMPOSE_PROJECT_NAME=allies-docker-test
@@ -22,7 +22,7 @@ elapsed() { echo "$((SECONDS - $1)) s"; }
 cleanup() {
     set +e
     if docker info >/dev/null 2>&1; then
-        docker compose down --volumes --remove-orphans --rmi local >"$work/down.log" 2>&1 \
+        COMPOSE_PROFILES=scale docker compose down --volumes --remove-orphans --rmi local >"$work/down.log" 2>&1 \
             || { say "compose down failed:"; cat "$work/down.log" >&2; }
     fi
     if [ -n "$daemon_pid" ]; then
@@ -77,13 +77,14 @@ SHIM
     export DOCKER_CONFIG="$work/docker-config"
 }
 
-# Without a registry: a Debian base made by debootstrap (Python and PostgreSQL from Debian's
-# packages), the postgres stand-in on it, and the app's dependencies as wheels built here.
+# Without a registry: a Debian base made by debootstrap (Python, PostgreSQL and nginx from Debian's
+# packages; it stands in for the balancer's image too), the postgres stand-in on it, and the app's
+# dependencies as wheels built here.
 use_standin_images() {
     if ! docker image inspect "$STANDIN_BASE" >/dev/null 2>&1; then
         local start=$SECONDS rootfs="$work/rootfs"
         say "building $STANDIN_BASE with debootstrap from $DEBIAN_MIRROR"
-        debootstrap --variant=minbase --include=python3,python3-venv,postgresql-15 \
+        debootstrap --variant=minbase --include=python3,python3-venv,postgresql-15,nginx-light \
             bookworm "$rootfs" "$DEBIAN_MIRROR" >"$work/debootstrap.log" 2>&1 \
             || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
         rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
@@ -95,7 +96,7 @@ use_standin_images() {
         docker/postgres-standin >/dev/null
     .venv/bin/pip wheel --quiet --wheel-dir .wheelhouse . 'setuptools>=77' >"$work/wheels.log" 2>&1 \
         || { cat "$work/wheels.log" >&2; exit 1; }
-    export PYTHON_IMAGE=$STANDIN_BASE POSTGRES_IMAGE=$STANDIN_POSTGRES
+    export PYTHON_IMAGE=$STANDIN_BASE POSTGRES_IMAGE=$STANDIN_POSTGRES NGINX_IMAGE=$STANDIN_BASE
     export PIP_OPTIONS="--no-index --find-links=.wheelhouse"
 }
 
@@ -103,13 +104,14 @@ start=$SECONDS
 install_missing_tools
 start_daemon
 provide_compose_command
-if docker pull -q python:3.12-slim >/dev/null 2>&1 && docker pull -q postgres:16 >/dev/null 2>&1; then
+if docker pull -q python:3.12-slim >/dev/null 2>&1 && docker pull -q postgres:16 >/dev/null 2>&1 \
+    && docker pull -q nginx:1.27 >/dev/null 2>&1; then
     say "using the official images"
 else
     say "no image registry: using stand-in images"
     use_standin_images
 fi
 say "engine and images ready in $(elapsed $start)"
-docker compose down --volumes --remove-orphans >/dev/null 2>&1 # a previous run killed midway
+COMPOSE_PROFILES=scale docker compose down --volumes --remove-orphans >/dev/null 2>&1 # a previous run killed midway
 .venv/bin/python tests/docrunner.py --run-by docker-test --host "$HOST" --timeout 900 docs/operations.md
 say "docs/operations.md's Docker section passed in $(elapsed $start) in all"

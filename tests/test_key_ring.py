@@ -84,3 +84,12 @@ def test_a_ring_sharing_no_key_with_the_database_is_refused_even_before_any_cred
         keys.KeyRingMismatch, match="none of this instance's keys .new-key. is one the database knows"
     ):
         keys.enforce(conn, ring(NEW_KEY))  # a second home that generated its own key
+
+
+def test_credentials_objects_without_a_key_id_neither_block_serving_nor_a_first_key(conn):
+    # Foreign data (e.g. written by another tool): no ring can open it, `allies keys status` lists it.
+    conn.execute("""UPDATE stores SET data = jsonb_set(data::jsonb, '{credentials}', '{"user": "x"}')""")
+    assert keys.usage(conn) == {keys.NO_KEY_ID: conn.execute("SELECT count(*) FROM stores").fetchone()[0]}
+    keys.refuse_a_new_key(conn)  # does not refuse
+    keys.enforce(conn, ring(TEST_KEYS))
+    keys.enforce(conn, ring(TEST_KEYS))  # and again, as the next replica

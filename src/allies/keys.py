@@ -20,6 +20,7 @@ from . import audit
 from .crypto import DecryptionError, KeyRing
 
 ROTATION_ACTOR = "rotation"
+NO_KEY_ID = "?"  # `usage` of credential objects without a key id: no key ring can open them
 KEY_RING_LOCK_ID = 4_000_002  # advisory lock: instances check and record their key rings one at a time
 SHARE_THE_RING = (
     "every instance of a database must hold its key ring: set ALLIES_ENCRYPTION_KEYS (or "
@@ -39,7 +40,7 @@ def known_keys(conn: psycopg.Connection) -> dict[str, str]:
 def refuse_a_new_key(conn: psycopg.Connection) -> None:
     """Before a home generates its own key: refused when the database already has keys or
     credentials (they were written with another instance's ring)."""
-    used, known = usage(conn), known_keys(conn)
+    used, known = keyed_usage(conn), known_keys(conn)
     if used or known:
         ids = ", ".join(sorted({*used, *known}))
         raise KeyRingMismatch(
@@ -62,7 +63,7 @@ def enforce(conn: psycopg.Connection, keyring: KeyRing) -> None:
                     f"key id {kid} of this instance is not the key the database knows as {kid}; "
                     f"{SHARE_THE_RING}"
                 )
-        for kid, count in usage(conn).items():
+        for kid, count in keyed_usage(conn).items():
             if kid not in keyring.keys:
                 raise KeyRingMismatch(
                     f"this instance's key ring lacks key id {kid}, which protects {count} stored "
@@ -87,16 +88,22 @@ STALE = """
 
 
 def usage(conn: psycopg.Connection) -> dict[str, int]:
-    """{key id: number of stored credentials it protects} ('?' for envelopes without a key id)."""
+    """{key id: number of stored credentials it protects} (NO_KEY_ID for objects without one)."""
     rows = conn.execute(
         """
-        SELECT COALESCE(data::jsonb -> 'credentials' ->> 'kid', '?'), count(*)
+        SELECT COALESCE(data::jsonb -> 'credentials' ->> 'kid', %s), count(*)
           FROM stores
          WHERE jsonb_typeof(data::jsonb -> 'credentials') = 'object'
          GROUP BY 1 ORDER BY 1
-        """
+        """,
+        (NO_KEY_ID,),
     ).fetchall()
     return dict(rows)
+
+
+def keyed_usage(conn: psycopg.Connection) -> dict[str, int]:
+    """`usage` of the key ids only: credentials objects without one say nothing about the ring."""
+    return {kid: count for kid, count in usage(conn).items() if kid != NO_KEY_ID}
 
 
 @dataclass
