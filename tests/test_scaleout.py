@@ -17,9 +17,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import ROOT, TEST_KEYS, allies_env, free_port, stored_credentials, wait_for_http
-from test_load import CLIENTS, Client, Load, ending
+from conftest import ROOT, TEST_KEYS, allies_env, free_port, make_app, stored_credentials, wait_for_http
+from test_load import CLIENTS, NEW_RING, Client, Load, ending
 
+from allies import keys
 from allies.crypto import KeyRing, new_key_entry
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -279,3 +280,53 @@ def test_the_write_limit_counts_a_client_across_replicas_behind_nginx(tmp_path, 
     assert statuses == [200] * 4 + [429] * 5  # round-robin over 3 replicas, one count for the service
     served = [sum('"POST /allies/' in line for line in r.log.read_text().splitlines()) for r in limited]
     assert all(served), served  # every replica took some of them
+
+
+def test_a_rotation_goes_on_while_every_replica_takes_writes(tmp_path, database_url, settings):
+    """Step 3 of the documented rotation (every ring has the new key first): the credentials under the
+    old key are re-encrypted while writes keep landing on every replica; none is reverted."""
+    with psycopg.connect(database_url) as conn:
+        # Every store: far more allies than writers, so most are still under the old key when the
+        # rotation starts, whatever the load's speed.
+        ids = [row[0] for row in conn.execute("SELECT id FROM stores ORDER BY id")]
+    old = make_app(settings).test_client()  # credentials under the old key (TEST_KEYS) before the rotation
+    assert {
+        old.post(f"/allies/{ally}/credentials", json={"username": "b", "password": "b"}).status_code
+        for ally in ids
+    } == {200}
+    old.application.extensions["allies.pool"].close()
+    ring = KeyRing.parse(NEW_RING, "test")
+    replicas = [
+        Replica(tmp_path / f"rotated-{n}", database_url, ALLIES_ENCRYPTION_KEYS=NEW_RING) for n in range(3)
+    ]
+    for replica in replicas:
+        replica.start()
+    try:
+        with stack.balancer([replica.port for replica in replicas], tmp_path / "nginx") as base:
+            over = threading.Event()
+            load = Load(base, ids, 600, until=over)
+
+            @ending(over)
+            def rotate_during_the_load():
+                load.wait_for(lambda ld: ld.statuses[200] >= 20, "20 writes before the rotation")
+                # What `allies keys rotate` runs, in this process: the CLI would start only after the
+                # load had rewritten every ally under the new key, leaving nothing to rotate.
+                with psycopg.connect(database_url, autocommit=True) as conn:
+                    conn.execute("SET lock_timeout = '20s'")
+                    assert keys.rotate(conn, ring, batch=5).rotated > 0
+                answered = load.statuses[200]
+                load.wait_for(lambda ld: ld.statuses[200] >= answered + 100, "100 writes after the rotation")
+
+            helper = threading.Thread(target=rotate_during_the_load)
+            helper.start()
+            load.run()
+            helper.join(timeout=120)
+    finally:
+        for replica in replicas:
+            replica.stop()
+    assert rotate_during_the_load.errors == []
+    assert set(load.statuses) == {200}, load.statuses
+    with psycopg.connect(database_url) as conn:
+        assert keys.usage(conn) == {"load-new": len(ids)}
+        for ally in ids:
+            assert stored_credentials(conn, ring, ally) == load.acknowledged.get(ally, ("b", "b"))
