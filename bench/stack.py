@@ -137,7 +137,7 @@ def bare_app(url: str, port: int, workers: int, threads: int):
 
 def nginx() -> str | None:
     """The nginx program, or None when it is not installed."""
-    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")  # sbin: often not on PATH
 
 
 def balancer_conf(listen_port: int, upstream_ports: list[int], workdir: Path) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import test_load
 from conftest import ROOT, TEST_KEYS, allies_env, free_port, make_app, stored_credentials, wait_for_http
 from test_load import CLIENTS, NEW_RING, Client, Load, ending
 
@@ -26,11 +27,7 @@ from allies.crypto import KeyRing, new_key_entry
 sys.path.insert(0, str(ROOT / "bench"))
 import stack  # noqa: E402 - bench/stack.py runs nginx for the benchmarks and for this test
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.served,
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
+pytestmark = test_load.pytestmark  # slow, served, and the same pool-closing warning filter
 
 REPLICAS = 3
 ALLIES = 60
