@@ -1,4 +1,4 @@
-"""API benchmark: the full app and the bare-bones reference under wrk, side by side."""
+"""API benchmark: the full app and the bare-bones references under wrk, side by side."""
 
 from __future__ import annotations
 
@@ -55,19 +55,31 @@ def drive(
     )
 
 
+# The API table's setups: the full app and the bare-bones one on the server allies uses, and the
+# bare-bones one on the server it used before (the goal of issue 14 is set against that one).
+FULL, BARE, BARE_BEFORE = "full", "bare", "bare on gunicorn"
+
+
 def table(runs: list[Run]) -> list[str]:
-    """Markdown rows: both apps per method and connection count, with the full/bare ratio."""
-    header = "| method | connections | full req/s | full p50 / p99 ms | bare req/s | bare p50 / p99 ms | full / bare |"
-    rows = [header + " errors |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    """Markdown rows: the three setups per method and connection count, with the full app's ratio
+    to the bare-bones one on the same server (its ceiling) and on gunicorn (where it came from)."""
+    cells = " | ".join(f"{app} req/s | {app} p50 / p99 ms" for app in (FULL, BARE, BARE_BEFORE))
+    rows = [
+        f"| method | connections | {cells} | {FULL} / {BARE} | {FULL} / {BARE_BEFORE} | errors |",
+        "| --- | ---: |" + " ---: |" * 9,
+    ]
     by_key = {(r.app, r.method, r.connections): r for r in runs}
     for method in ("GET", "POST"):
         for connections in CONNECTIONS:
-            full, bare = by_key.get(("full", method, connections)), by_key.get(("bare", method, connections))
-            if not (full and bare):
+            setups = [by_key.get((app, method, connections)) for app in (FULL, BARE, BARE_BEFORE)]
+            if not all(setups):
                 continue
-            ratio = full.requests_per_s / bare.requests_per_s
+            full, bare, before = setups
             rows.append(
-                f"| {method} | {connections} | {_cells(full)} | {_cells(bare)} | {ratio:.0%} | {full.errors} / {bare.errors} |"
+                f"| {method} | {connections} | {' | '.join(_cells(run) for run in setups)} "
+                f"| {full.requests_per_s / bare.requests_per_s:.0%} "
+                f"| {full.requests_per_s / before.requests_per_s:.2f}x "
+                f"| {' / '.join(str(run.errors) for run in setups)} |"
             )
     return rows
 

@@ -23,6 +23,7 @@ from stack import (
     INSTALL_NGINX,
     balancer,
     bare_app,
+    bare_app_on_gunicorn,
     create_database,
     free_port,
     full_app,
@@ -69,10 +70,12 @@ def api_section(server, home: Path, args) -> list[str]:
         ids_file.write_text("\n".join(row[0] for row in conn.execute("SELECT id FROM stores ORDER BY id")))
     workers = default_workers()
     out.append(
-        f"Both apps under gunicorn (gthread, {workers} workers x {THREADS_PER_WORKER} threads), the same "
-        f"PostgreSQL (unix socket), {args.stores:,} stores, all with credentials set (every GET answers 200); "
-        f"wrk, {args.duration} s per run, requests spread over every ally id. Full = the allies API "
-        "(validation, AES-GCM, audit row, access log); bare = bench/bare_app.py."
+        f"Each app {workers} workers x {THREADS_PER_WORKER} threads, the same PostgreSQL (unix socket), "
+        f"{args.stores:,} stores, all with credentials set (every GET answers 200); wrk, {args.duration} s "
+        "per run, requests spread over every ally id. Full = the allies API as `allies serve` runs it on "
+        "granian (validation, AES-GCM, audit row, access log); bare = bench/bare_app.py (the same queries, "
+        "nothing else) on granian; bare on gunicorn = the same on gunicorn's gthread worker, the server "
+        "allies used before."
     )
     out.append("")
     if not api.wrk():
@@ -81,8 +84,9 @@ def api_section(server, home: Path, args) -> list[str]:
     else:
         runs = []
         for name, start in (
-            ("full", lambda port: full_app(url, port, workers, home)),
-            ("bare", lambda port: bare_app(url, port, workers, THREADS_PER_WORKER)),
+            (api.FULL, lambda port: full_app(url, port, workers, home)),
+            (api.BARE, lambda port: bare_app(url, port, workers, THREADS_PER_WORKER)),
+            (api.BARE_BEFORE, lambda port: bare_app_on_gunicorn(url, port, workers, THREADS_PER_WORKER)),
         ):
             plan = [(method, connections) for method in ("POST", "GET") for connections in api.CONNECTIONS]
             with start(free_port()) as base:

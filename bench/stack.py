@@ -122,6 +122,23 @@ def full_app(url: str, port: int, workers: int, home: Path, threads: int = 4, **
 
 
 def bare_app(url: str, port: int, workers: int, threads: int):
+    """bench/bare_app.py on granian, configured as `allies serve` configures it."""
+    command = [
+        str(BIN / "granian"),
+        "--interface", "wsgi",
+        "--http", "1",
+        "--no-ws",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--workers", str(workers),
+        "--blocking-threads", str(threads),
+        "bare_app:app",
+    ]  # fmt: skip
+    return served(command, port, {"DATABASE_URL": url}, cwd=BENCH)
+
+
+def bare_app_on_gunicorn(url: str, port: int, workers: int, threads: int):
+    """bench/bare_app.py on gunicorn, configured as `allies serve` configured it before granian."""
     command = [
         str(BIN / "gunicorn"),
         "--bind", f"127.0.0.1:{port}",

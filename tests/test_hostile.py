@@ -7,11 +7,12 @@ import gzip
 import io
 import json
 import socket
+import time
 from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
-from conftest import BARNES, TOKENS, make_app
+from conftest import BARNES, TOKENS, YOUNG_WOLF, make_app
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_triage import common, write
@@ -25,7 +26,7 @@ CREDENTIALS = f"/allies/{BARNES}/credentials"
 VALID = b'{"username": "u", "password": "p"}'
 
 
-# -- HTTP framing, on the real server (gunicorn), over a raw socket --------------------------------
+# -- HTTP framing, on the real server (granian), over a raw socket --------------------------------
 
 
 def exchange(base: str, data: bytes) -> tuple[int, dict, bytes]:
@@ -54,19 +55,35 @@ def post_head(extra: str) -> bytes:
     ).encode()
 
 
+def get_head(target: str = "/health", extra: str = "") -> bytes:
+    return f"GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{extra}\r\n".encode()
+
+
+# Requests that are HTTP but break a limit or the framing: the app answers, in the contract's shape.
 FRAMING = {
     "chunked body over the limit": (post_head("Transfer-Encoding: chunked\r\n") + chunked(VALID + b" " * (1 << 20)), 413, "Request body too large"),
-    "invalid chunk size": (post_head("Transfer-Encoding: chunked\r\n") + b"zz\r\nabc\r\n0\r\n\r\n", 400, BARNES and "malformed chunked"),
-    "request line over the limit": (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414, "Request line too long"),
-    "two Content-Length": (post_head("Content-Length: 2\r\nContent-Length: 3\r\n") + b"{}", 400, "Bad request"),
-    "NUL in the path": (b"GET /allies/\x00/credentials HTTP/1.1\r\nHost: t\r\n\r\n", 400, "Bad request"),
+    # the server ends the body at the bad chunk: what came before it is not a whole JSON document
+    "invalid chunk size": (post_head("Transfer-Encoding: chunked\r\n") + chunked(VALID[:10])[:-5] + b"zz\r\nabc\r\n0\r\n\r\n", 400, "invalid JSON in the request body"),
+    "request line over the limit": (get_head("/" + "a" * 9000), 414, "over 4094 bytes"),
+    "header field over the limit": (get_head(extra=f"X-Padding: {'a' * 9000}\r\n"), 431, "over 8190 bytes"),
     "OPTIONS": (f"OPTIONS {CREDENTIALS} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode(), 405, "Method not allowed"),
+}  # fmt: skip
+
+# Bytes that are not HTTP/1.1, or a head past the server's bounds: the server's parser refuses them
+# before any app code runs, with a bare status and the connection closed (docs/security.md).
+BEFORE_THE_APP = {
+    "two Content-Length": (post_head("Content-Length: 2\r\nContent-Length: 3\r\n") + b"{}", 400),
+    "NUL in the path": (b"GET /allies/\x00/credentials HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    "a space in a header name": (get_head(extra="Bad Name: x\r\n"), 400),
+    "no request line": (b"HELLO\r\n\r\n", 400),
+    "a head over 128 KiB": (get_head(extra="".join(f"X-{i}: {'a' * 8000}\r\n" for i in range(17))), 431),
+    "over 100 header fields": (get_head(extra="".join(f"X-{i}: a\r\n" for i in range(100))), 431),
 }  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def hostile_server(tmp_path_factory, template_name, server_url):
-    """One served app (gunicorn) for the raw-socket cases, and its access log."""
+    """One served app (`allies serve`) for the raw-socket cases, and its access log."""
     from conftest import TEST_KEYS, allies_env, create_database, drop_database, free_port, wait_for_http
 
     name = f"allies_hostile_{free_port()}"
@@ -98,6 +115,32 @@ def test_framing_errors_are_json_in_the_contract_shape_and_logged(hostile_server
     assert expected_text in json.loads(body).get("message", "") + json.loads(body).get("detail", "")
     assert "<html" not in body.decode("latin-1").lower()
     assert f'" {expected_status} ' in log.read_text().splitlines()[-1]  # each is one access log line
+
+
+@pytest.mark.parametrize("case", BEFORE_THE_APP)
+def test_what_is_not_http_is_refused_before_the_app_and_the_server_goes_on(hostile_server, case):
+    base, log = hostile_server
+    data, expected_status = BEFORE_THE_APP[case]
+    lines_before = len(log.read_text().splitlines())
+    status, headers, body = exchange(base, data)  # returns only once the server has closed
+    assert (status, headers["content-length"], body) == (expected_status, "0", b"")
+    assert len(log.read_text().splitlines()) == lines_before  # no app code ran: nothing to log
+    assert exchange(base, get_head())[0] == 200
+
+
+def test_a_body_cut_short_is_never_stored_even_when_what_arrived_is_whole_json(hostile_server):
+    base, log = hostile_server
+    assert exchange(base, get_head(f"/allies/{YOUNG_WOLF}/credentials"))[0] == 400  # none set
+    lines_before = len(log.read_text().splitlines())
+    declared = len(VALID) + 5  # the client promises more, sends a whole JSON document, and is gone
+    head = post_head(f"Content-Length: {declared}\r\n").replace(BARNES.encode(), YOUNG_WOLF.encode())
+    with socket.create_connection((urlsplit(base).hostname, urlsplit(base).port)) as sock:
+        sock.sendall(head + VALID)
+    deadline = time.monotonic() + 10
+    while len(log.read_text().splitlines()) == lines_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert '" 400 ' in log.read_text().splitlines()[-1]
+    assert exchange(base, get_head(f"/allies/{YOUNG_WOLF}/credentials"))[0] == 400  # still none
 
 
 def test_a_small_chunked_body_is_accepted(hostile_server):

@@ -1,4 +1,4 @@
-"""The real server (`allies serve`: gunicorn + PostgreSQL): contract over HTTP, no secret at rest."""
+"""The real server (`allies serve`: granian + PostgreSQL): contract over HTTP, no secret at rest."""
 
 from __future__ import annotations
 
@@ -58,3 +58,37 @@ def test_the_served_app_follows_the_contract_and_keeps_secrets_out_of_dump_and_l
     log = settings.log_file.read_text()
     assert log.count(f"/allies/{BARNES}/credentials HTTP/1.1") == 3
     assert CASE3_PASSWORD not in log and CASE3_USERNAME not in log
+
+
+# The server copies its process environment into every request's WSGI environ; a probe app served
+# the way allies is shows what a request holds.
+PROBE_SERVER = """
+import json, os, sys
+from allies import server
+
+def probe(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(sorted(environ)).encode()]
+
+server.worker_app = lambda settings: probe
+server.run(None, "127.0.0.1", int(sys.argv[1]), workers=1, threads=1)
+"""
+
+
+def test_no_request_environ_holds_the_secret_variables(tmp_path):
+    from conftest import allies_env, free_port, wait_for_http
+
+    port = free_port()
+    secret = ("DATABASE_URL", "ALLIES_ENCRYPTION_KEYS", "ALLIES_API_TOKENS", "PGPASSWORD", "HTTP_PROXY")
+    env = allies_env(**dict.fromkeys(secret, "s3cret"))
+    process = subprocess.Popen(["python", "-c", PROBE_SERVER, str(port)], env=env, cwd=tmp_path)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/", process=process)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:  # noqa: S310
+            held = set(json.load(response))
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert {"PATH_INFO", "REMOTE_ADDR", "HTTP_HOST"} <= held
+    assert not set(secret) & held  # HTTP_PROXY: nor a variable read as a header never sent
+    assert not set(env) & held  # nor any other variable of the process

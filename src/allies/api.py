@@ -156,15 +156,19 @@ def _json_body() -> object:
 
 def _read_body() -> bytes:
     """The whole body, whatever its framing (Content-Length or chunked). Past the size limit the
-    stream raises 413 for both: the body is never silently cut and then parsed."""
+    stream raises 413 for both; a body shorter than its Content-Length is refused, not parsed.
+    (granian ends the stream where the framing breaks, e.g. at an invalid chunk size, without an
+    error: what came before it is then parsed, and a cut JSON document is invalid JSON.)"""
     body = bytearray()
     try:
         while chunk := request.stream.read(READ_BYTES):
             body += chunk
     except HTTPException:
         raise
-    except Exception:  # the server's parser refused the framing (e.g. an invalid chunk size)
+    except Exception:  # Flask's development server raises where the framing breaks
         raise Rejected("the request body cannot be read: malformed chunked encoding or length") from None
+    if request.content_length is not None and len(body) < request.content_length:
+        raise Rejected("the request body cannot be read: it ended before its Content-Length")
     return bytes(body)
 
 

@@ -9,12 +9,18 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 
-from flask import Flask, g
+from flask import Flask, g, request
+from werkzeug.exceptions import RequestHeaderFieldsTooLarge, RequestURITooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import accesslog, api, db, errors, openapi, ratelimit
 from .config import ConfigError, Settings
 from .crypto import load_keyring
+
+# Per-line limits of the request head, in bytes (the server bounds the whole head, see server.py):
+# what common servers and proxies hold to, so a request that passes here passes in front of us too.
+MAX_REQUEST_TARGET = 4094
+MAX_HEADER_FIELD = 8190
 
 
 def create_app(
@@ -54,6 +60,15 @@ def create_app(
     @app.before_request
     def assign_request_id() -> None:
         g.request_id = secrets.token_hex(16)
+
+    @app.before_request
+    def refuse_an_oversized_head() -> None:
+        environ = request.environ
+        if len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > MAX_REQUEST_TARGET:
+            raise RequestURITooLarge(f"the path and query are over {MAX_REQUEST_TARGET} bytes")
+        for name, value in environ.items():
+            if name.startswith("HTTP_") and len(name) + len(value) > MAX_HEADER_FIELD:
+                raise RequestHeaderFieldsTooLarge(f"a header field is over {MAX_HEADER_FIELD} bytes")
 
     @app.after_request
     def security_headers(response):

@@ -56,9 +56,11 @@ def render_http_error(exc: HTTPException):
     code = exc.code or 500
     if 300 <= code < 400:  # a routing redirect: its Location would come from the Host header
         return json_error(404, MESSAGES[404])
-    extra = (
-        {"detail": f"the limit is {current_app.config['MAX_CONTENT_LENGTH']} bytes"} if code == 413 else {}
-    )
+    extra = {}
+    if code == 413:
+        extra["detail"] = f"the limit is {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+    elif code in (414, 431):
+        extra["detail"] = exc.description  # written where the limit is checked (app.py)
     response = json_error(code, MESSAGES.get(code, exc.name), **extra)
     if code == 405 and getattr(exc, "valid_methods", None):
         response.headers["Allow"] = ", ".join(exc.valid_methods)

@@ -1,19 +1,33 @@
-"""Serving the app: gunicorn in production, Flask's reloading server with --dev."""
+"""Serving the app: granian (a Rust HTTP server for WSGI apps) in production, Flask's reloading
+server with --dev.
+
+Why granian and what it changes: docs/performance.md ("The API server")."""
 
 from __future__ import annotations
 
-import contextlib
-import json
+import multiprocessing
+import multiprocessing.util
 import os
+from functools import partial
 
-from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
+from flask import Flask
 
-from . import accesslog, errors
 from .app import create_app
 from .config import Settings
 
 THREADS_PER_WORKER = 4
+GRACEFUL_SECONDS = 10  # a stopping worker finishes its requests for this long, then is killed
+MAX_HEAD_BYTES = 64 * 1024  # the server's read buffer: a head past ~2x this gets its bare 431
+# The server's own messages (start, workers spawned or lost) go to stderr; stdout is the access log.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"server": {"format": "allies: server: %(message)s"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "server", "stream": "ext://sys.stderr"}
+    },
+    "loggers": {"_granian": {"handlers": ["stderr"], "propagate": False}},
+}
 
 
 def default_workers() -> int:
@@ -21,94 +35,68 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-class _Gunicorn(BaseApplication):
-    def __init__(self, settings: Settings, options: dict) -> None:
-        self.settings, self.options = settings, options
-        super().__init__()
+def run(settings: Settings, host: str, port: int, workers: int, threads: int = THREADS_PER_WORKER) -> None:
+    """Serve until Ctrl-C or SIGTERM; a worker that dies is replaced."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self):
-        # One app (and one connection pool) per worker process, from the settings the master
-        # resolved (forked with it: no environment variable passes them on).
-        return create_app(self.settings)
-
-
-def run_gunicorn(
-    settings: Settings, host: str, port: int, workers: int, threads: int = THREADS_PER_WORKER
-) -> None:
-    _Gunicorn(
-        settings,
-        {
-            "bind": f"{host}:{port}",
-            "workers": workers,
-            "worker_class": "allies.server.Worker",
-            "threads": threads,
-            "keepalive": 5,
-            "timeout": 30,
-            "graceful_timeout": 10,
-            "accesslog": None,  # the app writes its own access log (log/server.log)
-            "errorlog": "-",
-            "proc_name": "allies",
-            "control_socket_disable": True,  # one fixed socket path would clash between instances
-            "worker_exit": lambda _server, worker: worker.wsgi.extensions["allies.pool"].close(),
-        },
-    ).run()
+    # The workers receive the resolved settings (key ring included) by fork: never through the
+    # environment, a file or a pipe. Python 3.14 no longer forks by default.
+    multiprocessing.set_start_method("fork", force=True)
+    Granian(
+        "allies",  # only names the server in its messages: the app comes from the loader below
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(max_buffer_size=MAX_HEAD_BYTES),
+        websockets=False,
+        workers=workers,
+        blocking_threads=threads,
+        respawn_failed_workers=True,
+        workers_kill_timeout=GRACEFUL_SECONDS,
+        log_dictconfig=LOGGING,
+    ).serve(target_loader=partial(load_worker, settings), wrap_loader=False)
 
 
-class Worker(ThreadWorker):
-    """gunicorn's threaded worker, except for the requests it refuses before the app sees them
-    (a request line over the limit, malformed headers or framing): they are answered in the API's
-    JSON error shape, not gunicorn's HTML page, and written to the access log like any request."""
-
-    def handle_error(self, req, client, addr, exc) -> None:
-        page = _Captured(client)
-        super().handle_error(req, page, addr, exc)  # gunicorn decides the status; we keep only that
-        status_line = page.data.split(b"\r\n", 1)[0].decode("latin-1")  # HTTP/1.1 414 URI Too Long
-        _, status, reason = (status_line.split(" ", 2) + ["", ""])[:3]
-        code = int(status) if status.isdigit() else 500
-        body = {"message": errors.MESSAGES.get(code, reason or "Server error")}
-        if 400 <= code < 500:
-            body["detail"] = str(exc)[: errors.MAX_DETAIL_CHARS]
-        payload = (json.dumps(body, separators=(",", ":")) + "\n").encode()  # as Flask writes it
-        head = (
-            f"HTTP/1.1 {code} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\nCache-Control: no-store\r\n"
-            "X-Content-Type-Options: nosniff\r\n\r\n"
-        )
-        with contextlib.suppress(OSError):  # the client may be gone
-            client.sendall(head.encode("latin-1") + payload)
-        log = self.wsgi.extensions["allies.accesslog"]
-        remote = addr[0] if addr else None
-        log.write(accesslog.clf_line(remote, accesslog.local_now(), _request_line(req), code, len(payload)))
+def load_worker(settings: Settings):
+    """What one worker process serves (granian calls this in the worker)."""
+    return without_process_environment(worker_app(settings))
 
 
-def _request_line(req) -> str:
-    """What gunicorn parsed of the request line, or "-" when it could parse none."""
-    if req is None or not getattr(req, "method", None):
-        return "-"
-    version = f" HTTP/{req.version[0]}.{req.version[1]}" if getattr(req, "version", None) else ""
-    return f"{req.method} {req.path or ''}{version}"
+def worker_app(settings: Settings) -> Flask:
+    """The app of one worker process (its own connection pool), closed when the worker stops."""
+    app = create_app(settings)
+    # The worker ends through multiprocessing, which runs its finalizers (not atexit handlers).
+    multiprocessing.util.Finalize(app, app.extensions["allies.pool"].close, exitpriority=0)
+    return app
 
 
-class _Captured:
-    """A client socket whose writes are kept instead of sent (everything else is the socket's)."""
+# What the server itself puts in a request's environ (CGI and WSGI names): never taken for a copy.
+REQUEST_KEYS = frozenset(
+    {
+        *("GATEWAY_INTERFACE", "SCRIPT_NAME", "SERVER_SOFTWARE", "SERVER_PROTOCOL", "SERVER_NAME"),
+        *("SERVER_PORT", "REMOTE_ADDR", "REQUEST_METHOD", "PATH_INFO", "QUERY_STRING"),
+        *("CONTENT_TYPE", "CONTENT_LENGTH"),
+    }
+)
 
-    def __init__(self, sock) -> None:
-        self._sock, self.data = sock, b""
 
-    def sendall(self, data: bytes) -> None:
-        self.data += data
+def without_process_environment(app):
+    """granian copies the whole process environment into every request's WSGI environ: a request
+    would hold DATABASE_URL, ALLIES_ENCRYPTION_KEYS, PGPASSWORD..., and a variable named like a
+    header (HTTP_PROXY) would read as one the client sent. This drops those copies, so a request
+    holds only what the server and the client put in it."""
+    inherited = {name: value for name, value in os.environ.items() if name not in REQUEST_KEYS}
 
-    send = sendall
+    def wsgi_app(environ, start_response):
+        for name, value in inherited.items():
+            if environ.get(name) == value:  # the copy (a header the client sent differs, or is kept)
+                del environ[name]
+        return app(environ, start_response)
 
-    def gettimeout(self) -> float:
-        return 0.0  # so gunicorn's write_nonblock neither changes nor restores blocking mode
-
-    def __getattr__(self, name: str):
-        return getattr(self._sock, name)
+    return wsgi_app
 
 
 def run_dev(settings: Settings, host: str, port: int) -> None:

@@ -21,7 +21,7 @@ from .base import CommandFailed, InputError, main, open_db, redact, settings
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=DEFAULT_API_PORT, show_default=True, envvar="PORT", help="Port (env PORT).")
-@click.option("--workers", type=click.IntRange(1), default=None, help="gunicorn workers [default: CPUs].")
+@click.option("--workers", type=click.IntRange(1), default=None, help="Worker processes [default: CPUs].")
 @click.option(
     "--threads",
     type=click.IntRange(1),
@@ -37,7 +37,7 @@ from .base import CommandFailed, InputError, main, open_db, redact, settings
 def serve(
     host: str, port: int, workers: int | None, threads: int | None, dev: bool, insecure_no_auth: bool
 ) -> None:
-    """Serve the API (gunicorn), starting the embedded database if needed.
+    """Serve the API (granian), starting the embedded database if needed.
 
     \b
     Example:
@@ -69,12 +69,11 @@ def serve(
     resolved = replace(config, database_url=url, keyring=keyring)
     access = f"tokens of {', '.join(sorted(tokens))}" if tokens else "no authentication"
     click.echo(f"allies: serving on http://{host}:{port} ({access})", err=True)
-    serving_pid = os.getpid()  # gunicorn's workers are forks of this process: they unwind through here too
     try:
         if dev:
             server.run_dev(resolved, host, port)
         else:
-            server.run_gunicorn(
+            server.run(
                 resolved,
                 host,
                 port,
@@ -82,7 +81,7 @@ def serve(
                 threads or server.THREADS_PER_WORKER,
             )
     finally:
-        if config.embedded and os.getpid() == serving_pid:  # it outlives the API: say so, and how to stop it
+        if config.embedded:  # it outlives the API: say so, and how to stop it
             port = db.embedded_server(config).port
             click.echo(
                 f"allies: the embedded PostgreSQL keeps running on 127.0.0.1:{port} with its data; "
