@@ -84,6 +84,15 @@ def table(runs: list[Run]) -> list[str]:
     return rows
 
 
+def medians(runs: list[Run]) -> list[Run]:
+    """Of the rounds of each (app, method, connections), the run with the median throughput: this
+    machine's neighbours come and go, and alternating rounds spread that noise over every setup."""
+    rounds: dict[tuple, list[Run]] = {}
+    for run in runs:
+        rounds.setdefault((run.app, run.method, run.connections), []).append(run)
+    return [sorted(same, key=lambda r: r.requests_per_s)[(len(same) - 1) // 2] for same in rounds.values()]
+
+
 def _cells(run: Run) -> str:
     return f"{run.requests_per_s:,.0f} | {run.p50_ms:.1f} / {run.p99_ms:.1f}"
 

@@ -34,11 +34,13 @@ from stack import (
 from allies.server import THREADS_PER_WORKER, default_workers
 
 ROOT = BENCH.parent
+GUNICORN_THREADS = 4  # what allies ran gunicorn with (its best, measured: docs/performance.md)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="Seconds per wrk run.")
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds of the API table (median kept).")
     parser.add_argument("--stores", type=int, default=10_000, help="Stores for the API benchmark.")
     parser.add_argument("--million", type=int, default=1_000_000, help="Stores for the database benchmark.")
     parser.add_argument("--triage-mb", type=int, default=1024, help="Size of the generated log (0: skip).")
@@ -70,28 +72,31 @@ def api_section(server, home: Path, args) -> list[str]:
         ids_file.write_text("\n".join(row[0] for row in conn.execute("SELECT id FROM stores ORDER BY id")))
     workers = default_workers()
     out.append(
-        f"Each app {workers} workers x {THREADS_PER_WORKER} threads, the same PostgreSQL (unix socket), "
-        f"{args.stores:,} stores, all with credentials set (every GET answers 200); wrk, {args.duration} s "
-        "per run, requests spread over every ally id. Full = the allies API as `allies serve` runs it on "
-        "granian (validation, AES-GCM, audit row, access log); bare = bench/bare_app.py (the same queries, "
-        "nothing else) on granian; bare on gunicorn = the same on gunicorn's gthread worker, the server "
-        "allies used before."
+        f"{workers} workers each, the same PostgreSQL (unix socket), {args.stores:,} stores, all with "
+        f"credentials set (every GET answers 200); wrk, {args.duration} s per run, requests spread over every "
+        f"ally id; {args.rounds} rounds alternating the setups, the median run of each cell shown. "
+        f"Full = the allies API as `allies serve` runs it on granian ({THREADS_PER_WORKER} threads per "
+        "worker; validation, AES-GCM, audit row, access log); bare = bench/bare_app.py (the same queries, "
+        "nothing else) on granian, configured alike; bare on gunicorn = the same on gunicorn's gthread "
+        f"worker ({GUNICORN_THREADS} threads), as allies served before."
     )
     out.append("")
     if not api.wrk():
         out += [f"**Skipped:** {api.INSTALL_WRK}.", ""]
         print(f"bench: API part skipped — {api.INSTALL_WRK}", file=sys.stderr)
     else:
-        runs = []
-        for name, start in (
+        setups = (
             (api.FULL, lambda port: full_app(url, port, workers, home)),
             (api.BARE, lambda port: bare_app(url, port, workers, THREADS_PER_WORKER)),
-            (api.BARE_BEFORE, lambda port: bare_app_on_gunicorn(url, port, workers, THREADS_PER_WORKER)),
-        ):
-            plan = [(method, connections) for method in ("POST", "GET") for connections in api.CONNECTIONS]
-            with start(free_port()) as base:
-                runs += measure(base, name, plan, args.duration, ids_file)
-        out += api.table(runs) + [""]
+            (api.BARE_BEFORE, lambda port: bare_app_on_gunicorn(url, port, workers, GUNICORN_THREADS)),
+        )
+        plan = [(method, connections) for method in ("POST", "GET") for connections in api.CONNECTIONS]
+        runs = []
+        for _ in range(args.rounds):
+            for name, start in setups:
+                with start(free_port()) as base:
+                    runs += measure(base, name, plan, args.duration, ids_file)
+        out += api.table(api.medians(runs)) + [""]
         out += write_limit_part(url, home, workers, ids_file, args.duration)
         out += replicas_part(url, home, workers, ids_file, args.duration)
     tps = database.pgbench(url, args.duration, 32, ids_file, home)

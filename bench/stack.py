@@ -19,6 +19,7 @@ from psycopg.conninfo import make_conninfo
 
 from allies.crypto import new_key_entry
 from allies.embedded import EmbeddedPostgres
+from allies.server import THREADS_PER_WORKER
 
 BENCH = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -100,7 +101,9 @@ def _wait(url: str, process: subprocess.Popen, output, timeout: float = 60) -> N
     sys.exit(f"bench: {url} did not answer within {timeout} s")
 
 
-def full_app(url: str, port: int, workers: int, home: Path, threads: int = 4, **extra_env: str):
+def full_app(
+    url: str, port: int, workers: int, home: Path, threads: int = THREADS_PER_WORKER, **extra_env: str
+):
     env = {
         "DATABASE_URL": url,
         "ALLIES_ENCRYPTION_KEYS": KEYS,

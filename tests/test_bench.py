@@ -31,8 +31,8 @@ def test_bench_triage_runs_side_by_side_and_prints_ratio_and_memory():
 @pytest.mark.parametrize("wrk", [None, "wrk-not-installed"])
 def test_make_bench_runs_every_part_on_tiny_inputs(tmp_path, wrk):
     out = tmp_path / "benchmarks.md"
-    command = [sys.executable, str(ROOT / "bench" / "bench.py"), "--duration", "1", "--stores", "50"]
-    command += ["--million", "2000", "--triage-mb", "1", "--out", str(out)]
+    command = [sys.executable, str(ROOT / "bench" / "bench.py"), "--duration", "1", "--rounds", "1"]
+    command += ["--stores", "50", "--million", "2000", "--triage-mb", "1", "--out", str(out)]
     env = allies_env(**({"WRK": wrk} if wrk else {}))
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr

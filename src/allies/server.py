@@ -15,7 +15,7 @@ from flask import Flask
 from .app import create_app
 from .config import Settings
 
-THREADS_PER_WORKER = 4
+THREADS_PER_WORKER = 2  # measured best on granian (docs/performance.md): more threads, more GIL contention
 GRACEFUL_SECONDS = 10  # a stopping worker finishes its requests for this long, then is killed
 MAX_HEAD_BYTES = 64 * 1024  # the server's read buffer: a head past ~2x this gets its bare 431
 # The server's own messages (start, workers spawned or lost) go to stderr; stdout is the access log.

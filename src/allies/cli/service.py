@@ -26,7 +26,7 @@ from .base import CommandFailed, InputError, main, open_db, redact, settings
     "--threads",
     type=click.IntRange(1),
     default=None,
-    help="Threads per worker [default: 4, measured best here].",
+    help="Threads per worker [default: 2, measured best here].",
 )
 @click.option("--dev", is_flag=True, help="Flask's reloading development server instead.")
 @click.option(
