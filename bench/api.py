@@ -61,36 +61,42 @@ FULL, BARE, BARE_BEFORE = "full", "bare", "bare on gunicorn"
 
 
 def table(runs: list[Run]) -> list[str]:
-    """Markdown rows: the three setups per method and connection count, with the full app's ratio
-    to the bare-bones one on the same server (its ceiling) and on gunicorn (where it came from)."""
+    """Markdown rows: the three setups per method and connection count (each cell: the median of
+    its rounds), with the full app's ratio to the bare-bones one on the same server (its ceiling)
+    and on gunicorn (where it came from). A ratio is the median of the rounds' own ratios: the
+    setups of one round run minutes apart, side by side, while this machine's load drifts."""
     cells = " | ".join(f"{app} req/s | {app} p50 / p99 ms" for app in (FULL, BARE, BARE_BEFORE))
     rows = [
         f"| method | connections | {cells} | {FULL} / {BARE} | {FULL} / {BARE_BEFORE} | errors |",
         "| --- | ---: |" + " ---: |" * 9,
     ]
-    by_key = {(r.app, r.method, r.connections): r for r in runs}
+    rounds: dict[tuple, list[Run]] = {}
+    for run in runs:  # in the order they ran: the n-th run of a setup belongs to round n
+        rounds.setdefault((run.app, run.method, run.connections), []).append(run)
     for method in ("GET", "POST"):
         for connections in CONNECTIONS:
-            setups = [by_key.get((app, method, connections)) for app in (FULL, BARE, BARE_BEFORE)]
+            setups = [rounds.get((app, method, connections)) for app in (FULL, BARE, BARE_BEFORE)]
             if not all(setups):
                 continue
             full, bare, before = setups
             rows.append(
-                f"| {method} | {connections} | {' | '.join(_cells(run) for run in setups)} "
-                f"| {full.requests_per_s / bare.requests_per_s:.0%} "
-                f"| {full.requests_per_s / before.requests_per_s:.2f}x "
-                f"| {' / '.join(str(run.errors) for run in setups)} |"
+                f"| {method} | {connections} | {' | '.join(_cells(_median(same)) for same in setups)} "
+                f"| {_median_ratio(full, bare):.0%} | {_median_ratio(full, before):.2f}x "
+                f"| {' / '.join(str(sum(run.errors for run in same)) for same in setups)} |"
             )
     return rows
 
 
-def medians(runs: list[Run]) -> list[Run]:
-    """Of the rounds of each (app, method, connections), the run with the median throughput: this
-    machine's neighbours come and go, and alternating rounds spread that noise over every setup."""
-    rounds: dict[tuple, list[Run]] = {}
-    for run in runs:
-        rounds.setdefault((run.app, run.method, run.connections), []).append(run)
-    return [sorted(same, key=lambda r: r.requests_per_s)[(len(same) - 1) // 2] for same in rounds.values()]
+def _median(runs: list[Run]) -> Run:
+    """The run with the median throughput (the lower middle one of an even count)."""
+    return sorted(runs, key=lambda run: run.requests_per_s)[(len(runs) - 1) // 2]
+
+
+def _median_ratio(runs: list[Run], baselines: list[Run]) -> float:
+    ratios = sorted(
+        run.requests_per_s / base.requests_per_s for run, base in zip(runs, baselines, strict=True)
+    )
+    return ratios[(len(ratios) - 1) // 2]
 
 
 def _cells(run: Run) -> str:

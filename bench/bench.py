@@ -74,7 +74,8 @@ def api_section(server, home: Path, args) -> list[str]:
     out.append(
         f"{workers} workers each, the same PostgreSQL (unix socket), {args.stores:,} stores, all with "
         f"credentials set (every GET answers 200); wrk, {args.duration} s per run, requests spread over every "
-        f"ally id; {args.rounds} rounds alternating the setups, the median run of each cell shown. "
+        f"ally id; {args.rounds} rounds alternating the setups: each cell is its median run, each ratio the "
+        "median of the rounds' ratios (errors: all rounds). "
         f"Full = the allies API as `allies serve` runs it on granian ({THREADS_PER_WORKER} threads per "
         "worker; validation, AES-GCM, audit row, access log); bare = bench/bare_app.py (the same queries, "
         "nothing else) on granian, configured alike; bare on gunicorn = the same on gunicorn's gthread "
@@ -96,7 +97,7 @@ def api_section(server, home: Path, args) -> list[str]:
             for name, start in setups:
                 with start(free_port()) as base:
                     runs += measure(base, name, plan, args.duration, ids_file)
-        out += api.table(api.medians(runs)) + [""]
+        out += api.table(runs) + [""]
         out += write_limit_part(url, home, workers, ids_file, args.duration)
         out += replicas_part(url, home, workers, ids_file, args.duration)
     tps = database.pgbench(url, args.duration, 32, ids_file, home)
