@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT, YOUNG_WOLF, allies_env, upstream_file
 
-from allies import demo, logparse, triage
+from allies import _logscan, demo, logparse, triage
 from allies.cli import main
 from allies.validation import UUID_PATTERN, parse_time
 
@@ -251,7 +251,6 @@ def test_many_blocks_in_several_threads_give_the_same_answer(tmp_path, monkeypat
     parallel = triage.analyze([path], workers=2)
     single = triage.analyze([path], workers=1)
     assert parallel.to_dict() == single.to_dict()
-    monkeypatch.setattr(triage, "ALLY_BATCH_LINES", 50)  # per-ally summaries folded many times
     assert triage.analyze([path], workers=3).to_dict() == single.to_dict()
     assert parallel.to_dict()["statuses"] == dict(sorted(expected.items()))
     assert parallel.total_lines == len(lines)
@@ -390,3 +389,50 @@ def test_audit_cross_check_names_why_each_failure_happened(tmp_path, database_ur
     assert "audit: 400 rejected: missing field: password" in human
     no_db = CliRunner().invoke(main, ["logs", "triage", log, "--audit"], env={"DATABASE_URL": ""})
     assert no_db.exit_code == 2 and "--audit needs the database" in no_db.stderr
+
+
+# Bytes that move a line across the plain grammar's edges.
+EDGE_BYTES = ' "\\\r-+]/:0123456789[\x00\xff\xc3aZ'
+
+
+def test_the_scanning_core_reads_exactly_the_plain_grammar():
+    """_logscan.c against logparse.PLAIN (Python's `re`): the same lines are plain, with the same
+    status, over many lines near the grammar's edges."""
+    plain, rng = re.compile(logparse.PLAIN.encode()), random.Random(5)
+    lines = []
+    for minute in range(20_000):
+        path = rng.choice(PATHS)
+        line = common(
+            minute % 1500,
+            rng.choice(["GET", "POST"]),
+            path,
+            rng.choice([200, 404, 503]),
+            quirk=minute % 7 == 0,
+        )
+        line = rng.choice(MUTATIONS)(line, rng).encode("utf-8", "surrogateescape")
+        for _ in range(rng.choice([0, 0, 1, 2])):  # a byte replaced, inserted or removed anywhere
+            at, edge = rng.randrange(len(line) + 1), rng.choice(EDGE_BYTES).encode("latin-1")
+            line = rng.choice(
+                [line[:at] + edge + line[at + 1 :], line[:at] + edge + line[at:], line[:at] + line[at + 1 :]]
+            )
+        lines.append(line.replace(b"\n", b""))
+    count, statuses, others, allies = _logscan.scan(
+        b"\n".join(lines) + b"\n", 1 << 20, -(2**62), 2**62, False
+    )
+    not_plain = {index for index, _, _ in others}
+    expected = Counter(int(line.split(b'" ')[1][:3]) for line in lines if plain.match(line))
+    assert count == len(lines)
+    assert [i for i, line in enumerate(lines) if not plain.match(line)] == sorted(not_plain)
+    assert statuses == expected and 1_000 < len(not_plain) < len(lines) - 1_000
+    endpoint = re.compile(logparse._CREDENTIALS_ENDPOINT.pattern.encode())
+    requests = [(i, endpoint.match(line)) for i, line in enumerate(lines) if i not in not_plain]
+    fields = [
+        (i, *(found[name].decode("utf-8", "replace") for name in ("host", "method", "ally")))
+        for i, found in requests
+        if found
+    ]
+    assert [(i, *rest) for i, _, _, *rest in allies] == fields
+    stamps = re.compile(rb"\[([0-9]{2}/[A-Za-z]{3}/[^]]*)\]")
+    for index, _, epoch, *_ in allies:  # the time, as Python's calendar computes it
+        when = stamps.search(lines[index])[1].decode().replace(" ", "")
+        assert epoch == datetime.strptime(when, "%d/%b/%Y:%H:%M:%S%z").timestamp()

@@ -1,10 +1,9 @@
 """Case 4: triage of access logs — failed requests, affected allies and whether they recovered.
 
 Reads logs (plain or gzip, files or stdin) in blocks of whole lines; allies.logparse says what
-each block contains. Blocks are analysed by threads, one more than CPUs (polars releases the GIL
-while it works; the threads of a plain file also read their own byte ranges), and merged in input
-order, so at most `workers + 1` blocks are in memory whatever the size of the log. The lines
-about allies are summarized per ally in batches, as they accumulate.
+each block contains. Blocks are analysed by threads, one more than CPUs (the scanning core
+releases the GIL while it works; the threads of a plain file also read their own byte ranges), and
+merged in input order, so at most `workers + 1` blocks are in memory whatever the size of the log.
 """
 
 from __future__ import annotations
@@ -34,8 +33,6 @@ CHUNK_BYTES = 8 * 1024 * 1024
 # longest line (an access log line is rarely over a few KiB; servers refuse request lines over 8 KiB).
 MAX_LINE_BYTES = logparse.MAX_LINE_BYTES
 SCAN_BYTES = 64 * 1024  # the piece read at a time while skipping the rest of a long line
-# Lines mentioning /allies/ kept from merged blocks before they are summarized per ally.
-ALLY_BATCH_LINES = 20_000
 
 
 class TriageError(Exception):
@@ -52,9 +49,35 @@ class AllyStats:
     statuses: Counter = field(default_factory=Counter)
     methods: Counter = field(default_factory=Counter)
     clients: set[str] = field(default_factory=set)
-    first_failure: datetime | None = None
-    last_failure: datetime | None = None
     last_ok: bool = False  # whether its latest request succeeded
+    _latest: tuple = (-(2**63),)  # (time, file, line) of that latest request
+    _first: int | None = None  # the times of its first and last failures, UTC seconds
+    _last: int | None = None
+
+    def add(self, line: logparse.AllyLine, place: tuple[int, int]) -> None:
+        """One request to the ally endpoint; `place` is (file index, line number)."""
+        self.requests += 1
+        if line.epoch >= self._latest[0] and (line.epoch, *place) > self._latest:
+            self._latest, self.last_ok = (line.epoch, *place), line.status < 400
+        if line.status < 400:
+            return
+        self.failures += 1
+        self.statuses[line.status] += 1
+        self.methods[line.method] += 1
+        if len(self.clients) < logparse.MAX_CLIENTS_LISTED:
+            self.clients.add(line.host)
+        if self._first is None or line.epoch < self._first:
+            self._first = line.epoch
+        if self._last is None or line.epoch > self._last:
+            self._last = line.epoch
+
+    @property
+    def first_failure(self) -> datetime | None:
+        return datetime.fromtimestamp(self._first, UTC) if self._first is not None else None
+
+    @property
+    def last_failure(self) -> datetime | None:
+        return datetime.fromtimestamp(self._last, UTC) if self._last is not None else None
 
     @property
     def recovered(self) -> bool:
@@ -165,9 +188,8 @@ class StreamBlock:
         return data
 
 
-def _run_task(task: RangeTask | StreamBlock, window: Window) -> logparse.BlockResult:
-    # The block is passed on without a local name, so that analyze_block can free it early.
-    return logparse.analyze_block(task.read(), window)
+def _run_task(task: RangeTask | StreamBlock, window: Window, all_endpoints: bool) -> logparse.BlockResult:
+    return logparse.analyze_block(task.read(), window, all_endpoints)
 
 
 def _open_input(path: str, stack: ExitStack) -> tuple[BinaryIO, bool]:
@@ -232,11 +254,8 @@ class Report:
     window: Window = field(default_factory=Window)
     statuses: Counter = field(default_factory=Counter)
     malformed_samples: list[dict] = field(default_factory=list)
-    allies: dict[str, AllyStats] = field(default_factory=dict)  # filled by `finish`
+    allies: dict[str, AllyStats] = field(default_factory=dict)
     all_endpoints: bool = False
-    # Lines mentioning /allies/ not yet summarized, and the summary so far (polars frames).
-    _ally_lines: list = field(default_factory=list, repr=False)
-    _summary: tuple | None = field(default=None, repr=False)
 
     @property
     def malformed(self) -> int:
@@ -298,39 +317,10 @@ class Report:
             self.malformed_samples.append(
                 {"file": self.files[file_index]["path"], "line": first_line + index + 1, "text": text[:200]}
             )
-        if block.ally_lines is not None and not block.ally_lines.is_empty():
-            self._ally_lines.append(logparse.place(block.ally_lines, file_index, first_line))
-            if sum(frame.height for frame in self._ally_lines) >= ALLY_BATCH_LINES:
-                self._summarize()
-
-    def _summarize(self) -> None:
-        """Fold the pending lines into the per-ally summary (bounded memory)."""
-        allies, failures = logparse.summarize_allies(self._ally_lines, self.all_endpoints)
-        if self._summary is not None:
-            allies = logparse.combine_allies([self._summary[0], allies])
-            failures = logparse.combine_failures([self._summary[1], failures])
-        self._summary, self._ally_lines = (allies, failures), []
-
-    def finish(self) -> None:
-        """Turn what the merged blocks say about each ally into `allies`."""
-        if self._ally_lines:
-            self._summarize()
-        if self._summary is None:
-            return
-        allies, failures = self._summary
-        for row in allies.iter_rows(named=True):
-            self.allies[row["ally"]] = AllyStats(
-                ally_id=row["ally"],
-                requests=row["requests"],
-                failures=row["failures"],
-                clients=set(row["clients"]),
-                first_failure=_as_utc(row["first_failure"]),
-                last_failure=_as_utc(row["last_failure"]),
-                last_ok=row["last"]["ok"],
-            )
-        for ally, status, method, n in failures.iter_rows():
-            self.allies[ally].statuses[status] += n
-            self.allies[ally].methods[method] += n
+        for line in block.ally_lines:
+            ally = logparse.canonical_ally(line.ally)
+            stats = self.allies.get(ally) or self.allies.setdefault(ally, AllyStats(ally))
+            stats.add(line, (file_index, first_line + line.index + 1))
 
 
 def analyze(
@@ -349,10 +339,9 @@ def analyze(
     jobs = chain(head, jobs)
     if len(head) < 2 or workers == 1:  # a single block: not worth starting threads
         for file_index, task in jobs:
-            _merge(report, file_index, _run_task(task, window))
+            _merge(report, file_index, _run_task(task, window, all_endpoints))
     else:
-        _run_parallel(report, jobs, window, workers)
-    report.finish()
+        _run_parallel(report, jobs, window, all_endpoints, workers)
     return report
 
 
@@ -367,12 +356,12 @@ def _merge(report: Report, file_index: int, block: logparse.BlockResult) -> None
     entry["lines"] += block.lines
 
 
-def _run_parallel(report: Report, jobs: Iterable, window: Window, workers: int) -> None:
+def _run_parallel(report: Report, jobs: Iterable, window: Window, all_endpoints: bool, workers: int) -> None:
     """Blocks analysed in threads, merged in input order; at most `workers + 1` in memory at once."""
     pending: deque[tuple[int, Future]] = deque()
     with ThreadPoolExecutor(workers) as pool:
         for file_index, task in jobs:
-            pending.append((file_index, pool.submit(_run_task, task, window)))
+            pending.append((file_index, pool.submit(_run_task, task, window, all_endpoints)))
             if len(pending) > workers:
                 index, future = pending.popleft()
                 _merge(report, index, future.result())
@@ -383,10 +372,6 @@ def _run_parallel(report: Report, jobs: Iterable, window: Window, workers: int) 
 def _by_status(counts: Counter) -> dict[str, int]:
     """Counts per status as JSON wants them: string keys, in status order."""
     return {str(status): n for status, n in sorted(counts.items())}
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    return value.astimezone(UTC) if value else None
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -57,7 +57,7 @@ def redact(url: str) -> str:
 
 
 # Where each command is defined. Modules are imported when their command runs: the database
-# driver, Faker and polars each take a tenth of a second to load, and `allies logs triage` is
+# driver and Faker each take a tenth of a second to load, and `allies logs triage` is
 # measured against a shell pipeline that starts in milliseconds.
 COMMAND_MODULES = {
     "serve": "service",
@@ -157,8 +157,9 @@ def run() -> None:
         main()
     finally:
         # On its way out the interpreter's garbage collector walks every object still alive: after
-        # a command that loaded polars, ~30 ms for nothing. Frozen objects are skipped. Commands
-        # close their own files and connections; the interpreter still flushes stdout and stderr.
+        # a command that loaded rich or the database driver, time for nothing. Frozen objects are
+        # skipped. Commands close their own files and connections; the interpreter still flushes
+        # stdout and stderr.
         gc.freeze()
 
 
