@@ -3,14 +3,28 @@
 #   PYTHON_IMAGE  any image with Python 3.11+ and its venv module (default: the official one);
 #   PIP_OPTIONS   e.g. "--no-index --find-links=.wheelhouse" to install wheels built beforehand.
 ARG PYTHON_IMAGE=python:3.12-slim
-FROM ${PYTHON_IMAGE}
+
+# The allies wheel, with the triage's scanning core (C) compiled by gcc, which only this stage
+# installs. When .wheelhouse holds an allies wheel (built beforehand, see above), it is used as is.
+FROM ${PYTHON_IMAGE} AS wheel
 ARG PIP_OPTIONS=""
 WORKDIR /src
 # .dockerignore lets in only what the package needs (and .wheelhouse when it exists).
 COPY . .
+RUN mkdir /wheels \
+    && if ls .wheelhouse/allies-*.whl >/dev/null 2>&1; then cp .wheelhouse/allies-*.whl /wheels/; \
+    else apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+        && python3 -m pip wheel --no-cache-dir --disable-pip-version-check --no-deps \
+            --wheel-dir /wheels $PIP_OPTIONS . ; fi
+
+FROM ${PYTHON_IMAGE}
+ARG PIP_OPTIONS=""
+WORKDIR /src
+COPY . .
+COPY --from=wheel /wheels /wheels
 RUN python3 -m venv /opt/allies \
-    && /opt/allies/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTIONS . \
-    && rm -rf /src \
+    && /opt/allies/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTIONS /wheels/allies-*.whl \
+    && rm -rf /src /wheels \
     && useradd --system --home-dir /var/lib/allies --create-home --shell /usr/sbin/nologin allies
 ENV PATH=/opt/allies/bin:$PATH \
     ALLIES_HOME=/var/lib/allies \

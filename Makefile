@@ -6,9 +6,9 @@ PORT ?= 4000
 ALLIES_HOME ?= ./.allies
 export DB_PORT ALLIES_HOME
 
-.PHONY: run test test-slow check lint format install clean bench bench-triage docker-test docs
+.PHONY: run test test-slow check lint format install clean bench bench-triage fuzz docker-test docs
 
-$(BIN)/allies: pyproject.toml
+$(BIN)/allies: pyproject.toml src/allies/_logscan.c  # the C core is compiled at install
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -46,6 +46,9 @@ docs: $(BIN)/allies ## Regenerate the reference of docs/cli.md from the commands
 
 bench: $(BIN)/allies ## API (full vs bare-bones app, wrk), database (1 M stores), triage: table + docs/benchmarks.md.
 	$(BIN)/python bench/bench.py
+
+fuzz: $(BIN)/allies ## Fuzz the triage's C scanning core (libFuzzer + sanitizers; needs clang) for $(FUZZ_SECONDS) s, 300 by default.
+	$(BIN)/python tests/fuzz/fuzz_logscan.py --seconds $(or $(FUZZ_SECONDS),300)
 
 bench-triage: $(BIN)/allies ## Case 4: the grep|awk pipeline vs allies logs triage on a generated log.
 	$(BIN)/python bench/triage.py --size-mb $(or $(BENCH_MB),1024)

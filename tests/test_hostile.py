@@ -332,7 +332,7 @@ def test_any_body_gives_sendable_credentials_or_a_detail_without_the_secret(body
     )
 )
 def test_any_log_line_is_read_as_the_line_by_line_reference_reads_it(lines_spec):
-    """The polars reader against Python's `re`, line by line (tests/test_triage.py's reference)."""
+    """The triage against Python's `re`, line by line (tests/test_triage.py's reference)."""
     import tempfile
     from pathlib import Path
 

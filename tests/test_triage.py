@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import re
+import shutil
 import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import unquote
@@ -436,3 +439,16 @@ def test_the_scanning_core_reads_exactly_the_plain_grammar():
     for index, _, epoch, *_ in allies:  # the time, as Python's calendar computes it
         when = stamps.search(lines[index])[1].decode().replace(" ", "")
         assert epoch == datetime.strptime(when, "%d/%b/%Y:%H:%M:%S%z").timestamp()
+
+
+@pytest.mark.slow
+def test_the_scanning_core_survives_a_bounded_fuzzing_run():
+    """`make fuzz` for 100,000 inputs: libFuzzer with AddressSanitizer and UBSan on the C core."""
+    if shutil.which("clang") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must fuzz the scanning core: clang is not installed")
+        pytest.skip("clang is not installed: `sudo apt-get install clang libclang-rt-dev`")
+    command = [sys.executable, str(ROOT / "tests" / "fuzz" / "fuzz_logscan.py"), "--runs", "100000"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Done 100000 runs" in result.stderr and "ERROR" not in result.stderr

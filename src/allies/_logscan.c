@@ -8,29 +8,33 @@
    size), and only dates that need no calendar arithmetic to trust (29/Feb, 30/Feb, second 60,
    years 0001 and 9999 go to Python). Every other line is handed back to Python's `re`. */
 
+#ifndef LOGSCAN_CORE_ONLY /* tests/fuzz/logscan_fuzzer.c builds the core alone, without Python */
 #define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include <Python.h> /* first, as Python asks */
+#endif
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #define MAX_STATUS 600
 
 typedef struct {
-    Py_ssize_t index, start, end; /* the line */
+    ssize_t index, start, end; /* the line */
     int status;
     int64_t epoch;
-    Py_ssize_t host_end, method_start, method_end, ally_start, ally_end; /* of a request to allies */
+    ssize_t host_end, method_start, method_end, ally_start, ally_end; /* of a request to allies */
 } Line;
 
 typedef struct {
     Line *items;
-    Py_ssize_t len, cap;
+    ssize_t len, cap;
 } Lines;
 
 static int push(Lines *lines, Line line) {
     if (lines->len == lines->cap) {
-        Py_ssize_t cap = lines->cap ? lines->cap * 2 : 256;
-        Line *grown = PyMem_RawRealloc(lines->items, (size_t)cap * sizeof(Line));
+        ssize_t cap = lines->cap ? lines->cap * 2 : 256;
+        Line *grown = realloc(lines->items, (size_t)cap * sizeof(Line));
         if (grown == NULL) return -1;
         lines->items = grown;
         lines->cap = cap;
@@ -157,14 +161,14 @@ static int endpoint(const char *p, const char *end, int any_endpoint, const char
 }
 
 typedef struct {
-    Py_ssize_t lines, counts[MAX_STATUS];
+    ssize_t lines, counts[MAX_STATUS];
     Lines others, allies;
 } Scan;
 
-static int scan_block(const char *data, Py_ssize_t size, Py_ssize_t max_line, int64_t since, int64_t until,
+static int scan_block(const char *data, ssize_t size, ssize_t max_line, int64_t since, int64_t until,
                       int any_endpoint, Scan *out) {
     const char *p = data, *stop = data + size;
-    Py_ssize_t index = 0;
+    ssize_t index = 0;
     while (p < stop) {
         const char *nl = memchr(p, '\n', (size_t)(stop - p));
         const char *end = nl ? nl : stop;
@@ -189,19 +193,22 @@ static int scan_block(const char *data, Py_ssize_t size, Py_ssize_t max_line, in
             }
         }
         index++;
-        p = end + 1;
+        if (nl == NULL) break; /* a last line without its newline */
+        p = nl + 1;
     }
     out->lines = index;
     return 0;
 }
 
-static PyObject *text(const char *data, Py_ssize_t start, Py_ssize_t end) {
+#ifndef LOGSCAN_CORE_ONLY /* the module: Python objects out of a scan */
+
+static PyObject *text(const char *data, ssize_t start, ssize_t end) {
     return PyUnicode_DecodeUTF8(data + start, end - start, "replace");
 }
 
 static PyObject *others_list(const Lines *lines) {
     PyObject *list = PyList_New(lines->len);
-    for (Py_ssize_t i = 0; list && i < lines->len; i++) {
+    for (ssize_t i = 0; list && i < lines->len; i++) {
         const Line *l = &lines->items[i];
         PyObject *item = Py_BuildValue("(nnn)", l->index, l->start, l->end);
         if (item == NULL) {
@@ -215,7 +222,7 @@ static PyObject *others_list(const Lines *lines) {
 
 static PyObject *allies_list(const Lines *lines, const char *data) {
     PyObject *list = PyList_New(lines->len);
-    for (Py_ssize_t i = 0; list && i < lines->len; i++) {
+    for (ssize_t i = 0; list && i < lines->len; i++) {
         const Line *l = &lines->items[i];
         PyObject *host = text(data, l->start, l->host_end), *method = text(data, l->method_start, l->method_end),
                  *ally = text(data, l->ally_start, l->ally_end), *item = NULL;
@@ -243,11 +250,11 @@ PyDoc_STRVAR(scan_doc,
 
 static PyObject *scan(PyObject *module, PyObject *args) {
     Py_buffer block;
-    Py_ssize_t max_line;
+    ssize_t max_line;
     long long since, until;
     int any_endpoint;
     if (!PyArg_ParseTuple(args, "y*nLLp", &block, &max_line, &since, &until, &any_endpoint)) return NULL;
-    Scan *out = PyMem_RawCalloc(1, sizeof(Scan));
+    Scan *out = calloc(1, sizeof(Scan));
     if (out == NULL) {
         PyBuffer_Release(&block);
         return PyErr_NoMemory();
@@ -277,9 +284,9 @@ done:
     Py_XDECREF(statuses);
     Py_XDECREF(others);
     Py_XDECREF(allies);
-    PyMem_RawFree(out->others.items);
-    PyMem_RawFree(out->allies.items);
-    PyMem_RawFree(out);
+    free(out->others.items);
+    free(out->allies.items);
+    free(out);
     return result;
 }
 
@@ -288,3 +295,4 @@ static PyMethodDef methods[] = {{"scan", scan, METH_VARARGS, scan_doc}, {NULL, N
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "allies._logscan", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__logscan(void) { return PyModule_Create(&module); }
+#endif

@@ -13,6 +13,7 @@ plain (quirks, odd dates, garbage) and the plain ones whose request mentions /al
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -92,16 +93,9 @@ class Window:
         return since, until
 
 
-@dataclass(frozen=True)
-class AllyLine:
-    """A valid line in the window that is a request to the ally endpoint."""
-
-    index: int  # in its block
-    status: int
-    epoch: int  # its time, UTC seconds
-    host: str
-    method: str
-    ally: str  # the id as written in the path
+# A valid line in the window that is a request to the ally endpoint: (index in its block, status,
+# time in UTC seconds, host, method, the id as written in the path). Tuples: _logscan.c makes them.
+AllyLine = tuple[int, int, int, str, str, str]
 
 
 @dataclass
@@ -120,7 +114,7 @@ def analyze_block(block: bytes, window: Window, all_endpoints: bool = False) -> 
     since, until = window.bounds()
     lines, statuses, others, allies = _logscan.scan(block, MAX_LINE_BYTES, since, until, all_endpoints)
     result = BlockResult(lines=lines, parsed=lines, statuses=Counter(statuses))
-    result.ally_lines = [AllyLine(*fields) for fields in allies]
+    result.ally_lines = allies
     request = _ALL_ENDPOINTS if all_endpoints else _CREDENTIALS_ENDPOINT
     mixed = False
     for index, start, end in others:
@@ -133,14 +127,11 @@ def analyze_block(block: bytes, window: Window, all_endpoints: bool = False) -> 
         elif since <= found.epoch <= until:
             result.statuses[found.status] += 1
             if "/allies/" in text and (fields := request.match(text)):
-                result.ally_lines.append(
-                    AllyLine(
-                        index, found.status, found.epoch, fields["host"], fields["method"], fields["ally"]
-                    )
-                )
+                host, method, ally = fields.group("host", "method", "ally")
+                result.ally_lines.append((index, found.status, found.epoch, host, method, ally))
                 mixed = True
     if mixed:  # back in input order
-        result.ally_lines.sort(key=lambda line: line.index)
+        result.ally_lines.sort()  # by index: each is unique
     result.in_window = result.statuses.total()
     return result
 
@@ -170,6 +161,7 @@ def _text(block: bytes, start: int, end: int) -> str:
     return block[start:end].decode("utf-8", "replace")
 
 
+@functools.lru_cache(maxsize=4096)  # a log names the same allies over and over
 def canonical_ally(raw: str) -> str:
     """The id as the app reads it from the path: percent-decoded, a UUID in lowercase."""
     ally = unquote(raw) if "%" in raw else raw

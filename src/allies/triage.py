@@ -54,22 +54,22 @@ class AllyStats:
     _first: int | None = None  # the times of its first and last failures, UTC seconds
     _last: int | None = None
 
-    def add(self, line: logparse.AllyLine, place: tuple[int, int]) -> None:
-        """One request to the ally endpoint; `place` is (file index, line number)."""
+    def add(self, status: int, epoch: int, host: str, method: str, place: tuple[int, int]) -> None:
+        """One request to the ally endpoint at `epoch` (UTC seconds); `place`: (file, line number)."""
         self.requests += 1
-        if line.epoch >= self._latest[0] and (line.epoch, *place) > self._latest:
-            self._latest, self.last_ok = (line.epoch, *place), line.status < 400
-        if line.status < 400:
+        if epoch >= self._latest[0] and (epoch, *place) > self._latest:
+            self._latest, self.last_ok = (epoch, *place), status < 400
+        if status < 400:
             return
         self.failures += 1
-        self.statuses[line.status] += 1
-        self.methods[line.method] += 1
+        self.statuses[status] += 1
+        self.methods[method] += 1
         if len(self.clients) < logparse.MAX_CLIENTS_LISTED:
-            self.clients.add(line.host)
-        if self._first is None or line.epoch < self._first:
-            self._first = line.epoch
-        if self._last is None or line.epoch > self._last:
-            self._last = line.epoch
+            self.clients.add(host)
+        if self._first is None or epoch < self._first:
+            self._first = epoch
+        if self._last is None or epoch > self._last:
+            self._last = epoch
 
     @property
     def first_failure(self) -> datetime | None:
@@ -317,10 +317,10 @@ class Report:
             self.malformed_samples.append(
                 {"file": self.files[file_index]["path"], "line": first_line + index + 1, "text": text[:200]}
             )
-        for line in block.ally_lines:
-            ally = logparse.canonical_ally(line.ally)
+        for index, status, epoch, host, method, raw_id in block.ally_lines:
+            ally = logparse.canonical_ally(raw_id)
             stats = self.allies.get(ally) or self.allies.setdefault(ally, AllyStats(ally))
-            stats.add(line, (file_index, first_line + line.index + 1))
+            stats.add(status, epoch, host, method, (file_index, first_line + index + 1))
 
 
 def analyze(
