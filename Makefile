@@ -51,7 +51,7 @@ fuzz: $(BIN)/allies ## Fuzz the triage's C scanning core (libFuzzer + sanitizers
 	$(BIN)/python tests/fuzz/fuzz_logscan.py --seconds $(or $(FUZZ_SECONDS),300)
 
 bench-triage: $(BIN)/allies ## Case 4: the grep|awk pipeline vs allies logs triage on a generated log.
-	$(BIN)/python bench/triage.py --size-mb $(or $(BENCH_MB),1024)
+	$(BIN)/python bench/triage.py --size-mb $(or $(BENCH_MB),1024) $(BENCH_TRIAGE_ARGS)
 
 clean: ## Remove the virtual environment (the data in $(ALLIES_HOME) stays).
 	rm -rf $(VENV)

@@ -28,12 +28,13 @@ PATHS = ["/", "/health", "/static/app.js", "/api/v1/orders/1042", "/404/about", 
 AGENTS = ['"-" "curl/8.5.0"', '"https://example.com/" "Mozilla/5.0 (X11; Linux x86_64)"']
 
 
-def generate(path: Path, size_mb: int, seed: int = 7) -> None:
-    """A log of about `size_mb` MiB, the same bytes for the same arguments."""
+def generate(path: Path, size_mb: int, seed: int = 7, credentials: float = 0.01) -> None:
+    """A log of about `size_mb` MiB, the same bytes for the same arguments; `credentials`: the
+    share of its lines that are credentials requests (0.01: a web server's log; 0.95: the app's)."""
     rng = random.Random(seed)
     allies = [f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-4{rng.getrandbits(12):03x}-"
               f"8{rng.getrandbits(12):03x}-{rng.getrandbits(48):012x}" for _ in range(500)]  # fmt: skip
-    pool = [_line(rng, allies, second) for second in range(POOL_LINES)]
+    pool = [_line(rng, allies, second, credentials) for second in range(POOL_LINES)]
     target, written = size_mb * 1024 * 1024, 0
     with open(path, "w", encoding="ascii") as out:
         while written < target:
@@ -42,14 +43,14 @@ def generate(path: Path, size_mb: int, seed: int = 7) -> None:
             written += len(text)
 
 
-def _line(rng: random.Random, allies: list[str], second: int) -> str:
+def _line(rng: random.Random, allies: list[str], second: int, credentials: float) -> str:
     host = f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
     day, hour, minute = 1 + second // 86400 % 28, second // 3600 % 24, second // 60 % 60
     when = f"{day:02d}/Nov/2026:{hour:02d}:{minute:02d}:{second % 60:02d}"
     roll = rng.random()
     if roll < 0.001:
         return "garbage " * rng.randint(1, 5)
-    if roll < 0.011:
+    if roll < 0.001 + credentials:
         status = rng.choice([200, 200, 200, 400, 404, 503])
         method = rng.choice(["GET", "POST"])
         request = f"{method} /allies/{rng.choice(allies)}/credentials HTTP/1.1"
@@ -93,12 +94,18 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--log", type=Path, help="Use this log instead of generating one.")
+    parser.add_argument(
+        "--credentials-share",
+        type=float,
+        default=0.01,
+        help="Share of the generated lines that are credentials requests (0.01; the app's own log: 0.95).",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         log = args.log or Path(tmp) / "bench.log"
         if not args.log:
             print(f"generating {args.size_mb} MiB of log in {log} ...", file=sys.stderr)
-            generate(log, args.size_mb)
+            generate(log, args.size_mb, credentials=args.credentials_share)
         size_mb = log.stat().st_size / 2**20
         _warm_page_cache(log)
         naive_s, naive_rss, naive_out = measure(PIPELINE.replace("LOG", shlex.quote(str(log))), args.runs)

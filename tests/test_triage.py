@@ -410,6 +410,7 @@ def test_the_scanning_core_reads_exactly_the_plain_grammar():
             rng.choice(["GET", "POST"]),
             path,
             rng.choice([200, 404, 503]),
+            host=f"10.0.0.{rng.randrange(8)}",  # more clients than the 3 listed
             quirk=minute % 7 == 0,
         )
         line = rng.choice(MUTATIONS)(line, rng).encode("utf-8", "surrogateescape")
@@ -420,25 +421,61 @@ def test_the_scanning_core_reads_exactly_the_plain_grammar():
             )
         lines.append(line.replace(b"\n", b""))
     count, statuses, others, allies = _logscan.scan(
-        b"\n".join(lines) + b"\n", 1 << 20, -(2**62), 2**62, False
+        b"\n".join(lines) + b"\n", 1 << 20, -(2**62), 2**62, False, 3
     )
     not_plain = {index for index, _, _ in others}
     expected = Counter(int(line.split(b'" ')[1][:3]) for line in lines if plain.match(line))
     assert count == len(lines)
     assert [i for i, line in enumerate(lines) if not plain.match(line)] == sorted(not_plain)
     assert statuses == expected and 1_000 < len(not_plain) < len(lines) - 1_000
-    endpoint = re.compile(logparse._CREDENTIALS_ENDPOINT.pattern.encode())
-    requests = [(i, endpoint.match(line)) for i, line in enumerate(lines) if i not in not_plain]
-    fields = [
-        (i, *(found[name].decode("utf-8", "replace") for name in ("host", "method", "ally")))
-        for i, found in requests
-        if found
+    assert [counts[1:] for counts in allies] == [
+        counts[1:] for counts in _ally_counts(lines, not_plain, clients=3)
     ]
-    assert [(i, *rest) for i, _, _, *rest in allies] == fields
-    stamps = re.compile(rb"\[([0-9]{2}/[A-Za-z]{3}/[^]]*)\]")
-    for index, _, epoch, *_ in allies:  # the time, as Python's calendar computes it
-        when = stamps.search(lines[index])[1].decode().replace(" ", "")
-        assert epoch == datetime.strptime(when, "%d/%b/%Y:%H:%M:%S%z").timestamp()
+    assert [counts[0] for counts in allies] == [
+        counts[0] for counts in _ally_counts(lines, not_plain, clients=3)
+    ]
+
+
+def _ally_counts(lines: list[bytes], not_plain: set[int], clients: int) -> list[tuple]:
+    """What _logscan.scan says per ally id, computed line by line with Python's `re` and calendar."""
+    endpoint = re.compile(logparse._CREDENTIALS_ENDPOINT.pattern.encode())
+    stamp = re.compile(rb"\[([0-9]{2}/[A-Za-z]{3}/[^]]*)\]")
+    per_id: dict[bytes, dict] = {}
+    for index, line in enumerate(lines):
+        found = endpoint.match(line) if index not in not_plain else None
+        if found is None:
+            continue
+        status = int(line.split(b'" ')[1][:3])
+        when = datetime.strptime(stamp.search(line)[1].decode().replace(" ", ""), "%d/%b/%Y:%H:%M:%S%z")
+        epoch, host, method = (
+            int(when.timestamp()),
+            *(found[k].decode("utf-8", "replace") for k in ("host", "method")),
+        )
+        ally = per_id.setdefault(
+            found["ally"],
+            {
+                "n": 0,
+                "statuses": Counter(),
+                "methods": Counter(),
+                "times": [],
+                "clients": [],
+                "latest": (-(2**63), 0, True),
+            },
+        )
+        ally["n"] += 1
+        if (epoch, index) > ally["latest"][:2]:
+            ally["latest"] = (epoch, index, status < 400)
+        if status >= 400:
+            ally["statuses"][status] += 1
+            ally["methods"][method] += 1
+            ally["times"].append(epoch)
+            if host not in ally["clients"] and len(ally["clients"]) < clients:
+                ally["clients"].append(host)
+    return [
+        (raw.decode("utf-8", "replace"), a["n"], len(a["times"]), dict(a["statuses"]), dict(a["methods"]),
+         min(a["times"], default=None), max(a["times"], default=None), a["clients"], *a["latest"])
+        for raw, a in per_id.items()
+    ]  # fmt: skip
 
 
 @pytest.mark.slow

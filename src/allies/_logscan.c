@@ -12,6 +12,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h> /* first, as Python asks */
 #endif
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,139 @@ static int push(Lines *lines, Line line) {
     }
     lines->items[lines->len++] = line;
     return 0;
+}
+
+/* Counts keyed by a span of the block (a method, a client) or, for statuses, by the status. */
+typedef struct {
+    ssize_t start, end, count;
+} Tally;
+
+typedef struct {
+    Tally *items;
+    ssize_t len, cap;
+} Tallies;
+
+static int append(Tallies *t, Tally item) {
+    if (t->len == t->cap) {
+        ssize_t cap = t->cap ? t->cap * 2 : 2;
+        Tally *grown = realloc(t->items, (size_t)cap * sizeof(Tally));
+        if (grown == NULL) return -1;
+        t->items = grown;
+        t->cap = cap;
+    }
+    t->items[t->len++] = item;
+    return 0;
+}
+
+/* One more of the span [start, end); a span not seen yet is kept only while fewer than `limit`. */
+static int tally_span(Tallies *t, const char *data, ssize_t start, ssize_t end, ssize_t limit) {
+    for (ssize_t i = 0; i < t->len; i++) {
+        Tally *item = &t->items[i];
+        if (item->end - item->start == end - start && memcmp(data + item->start, data + start, (size_t)(end - start)) == 0) {
+            item->count++;
+            return 0;
+        }
+    }
+    return t->len < limit ? append(t, (Tally){start, end, 1}) : 0;
+}
+
+static int tally_status(Tallies *t, int status) {
+    for (ssize_t i = 0; i < t->len; i++)
+        if (t->items[i].start == status) {
+            t->items[i].count++;
+            return 0;
+        }
+    return append(t, (Tally){status, status, 1});
+}
+
+/* What one block says about one ally id, as written (Python makes ids canonical and merges). */
+typedef struct {
+    ssize_t id_start, id_end;
+    uint64_t hash;
+    ssize_t requests, failures;
+    int64_t first, last;             /* the times of its first and last failures */
+    int64_t latest_epoch;            /* its latest request: time, line, success */
+    ssize_t latest_index;
+    int latest_ok;
+    Tallies statuses, methods, clients; /* of its failures; clients: the first `max_clients` */
+} Ally;
+
+typedef struct {
+    Ally *items;
+    ssize_t len, cap;
+    ssize_t *slots; /* open addressing: index + 1 into items, 0 when free */
+    ssize_t slots_len;
+} Allies;
+
+static uint64_t hash_of(const char *p, ssize_t n) { /* FNV-1a */
+    uint64_t h = 1469598103934665603u;
+    for (ssize_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211u;
+    return h;
+}
+
+static int grow_slots(Allies *a) {
+    ssize_t len = a->slots_len ? a->slots_len * 2 : 64;
+    ssize_t *slots = calloc((size_t)len, sizeof(ssize_t));
+    if (slots == NULL) return -1;
+    for (ssize_t i = 0; i < a->len; i++) {
+        ssize_t at = (ssize_t)(a->items[i].hash & (uint64_t)(len - 1));
+        while (slots[at]) at = (at + 1) & (len - 1);
+        slots[at] = i + 1;
+    }
+    free(a->slots);
+    a->slots = slots;
+    a->slots_len = len;
+    return 0;
+}
+
+static Ally *find_or_add(Allies *a, const char *data, ssize_t start, ssize_t end) {
+    if (2 * (a->len + 1) > a->slots_len && grow_slots(a) < 0) return NULL;
+    uint64_t hash = hash_of(data + start, end - start);
+    ssize_t at = (ssize_t)(hash & (uint64_t)(a->slots_len - 1));
+    for (; a->slots[at]; at = (at + 1) & (a->slots_len - 1)) {
+        Ally *ally = &a->items[a->slots[at] - 1];
+        if (ally->hash == hash && ally->id_end - ally->id_start == end - start &&
+            memcmp(data + ally->id_start, data + start, (size_t)(end - start)) == 0)
+            return ally;
+    }
+    if (a->len == a->cap) {
+        ssize_t cap = a->cap ? a->cap * 2 : 64;
+        Ally *grown = realloc(a->items, (size_t)cap * sizeof(Ally));
+        if (grown == NULL) return NULL;
+        a->items = grown;
+        a->cap = cap;
+    }
+    a->items[a->len] = (Ally){.id_start = start, .id_end = end, .hash = hash, .latest_epoch = INT64_MIN};
+    a->slots[at] = a->len + 1;
+    return &a->items[a->len++];
+}
+
+/* One request to the ally endpoint (lines come in block order). */
+static int count_request(Allies *a, const char *data, const Line *l, ssize_t max_clients) {
+    Ally *ally = find_or_add(a, data, l->ally_start, l->ally_end);
+    if (ally == NULL) return -1;
+    ally->requests++;
+    if (l->epoch >= ally->latest_epoch) { /* on a tie, the later line */
+        ally->latest_epoch = l->epoch;
+        ally->latest_index = l->index;
+        ally->latest_ok = l->status < 400;
+    }
+    if (l->status < 400) return 0;
+    if (ally->failures++ == 0 || l->epoch < ally->first) ally->first = l->epoch;
+    if (ally->failures == 1 || l->epoch > ally->last) ally->last = l->epoch;
+    if (tally_status(&ally->statuses, l->status) < 0) return -1;
+    if (tally_span(&ally->methods, data, l->method_start, l->method_end, SSIZE_MAX) < 0) return -1;
+    return tally_span(&ally->clients, data, l->start, l->host_end, max_clients);
+}
+
+static void free_allies(Allies *a) {
+    for (ssize_t i = 0; i < a->len; i++) {
+        free(a->items[i].statuses.items);
+        free(a->items[i].methods.items);
+        free(a->items[i].clients.items);
+    }
+    free(a->items);
+    free(a->slots);
 }
 
 /* [^ "\\]+ followed by a space */
@@ -162,11 +296,12 @@ static int endpoint(const char *p, const char *end, int any_endpoint, const char
 
 typedef struct {
     ssize_t lines, counts[MAX_STATUS];
-    Lines others, allies;
+    Lines others;
+    Allies allies;
 } Scan;
 
 static int scan_block(const char *data, ssize_t size, ssize_t max_line, int64_t since, int64_t until,
-                      int any_endpoint, Scan *out) {
+                      int any_endpoint, ssize_t max_clients, Scan *out) {
     const char *p = data, *stop = data + size;
     ssize_t index = 0;
     while (p < stop) {
@@ -189,7 +324,7 @@ static int scan_block(const char *data, ssize_t size, ssize_t max_line, int64_t 
                 line.method_end = method_end - data;
                 line.ally_start = ally - data;
                 line.ally_end = ally_end - data;
-                if (push(&out->allies, line) < 0) return -1;
+                if (count_request(&out->allies, data, &line, max_clients) < 0) return -1;
             }
         }
         index++;
@@ -220,17 +355,54 @@ static PyObject *others_list(const Lines *lines) {
     return list;
 }
 
-static PyObject *allies_list(const Lines *lines, const char *data) {
-    PyObject *list = PyList_New(lines->len);
-    for (ssize_t i = 0; list && i < lines->len; i++) {
-        const Line *l = &lines->items[i];
-        PyObject *host = text(data, l->start, l->host_end), *method = text(data, l->method_start, l->method_end),
-                 *ally = text(data, l->ally_start, l->ally_end), *item = NULL;
-        if (host && method && ally)
-            item = Py_BuildValue("(niLOOO)", l->index, l->status, (long long)l->epoch, host, method, ally);
-        Py_XDECREF(host);
-        Py_XDECREF(method);
-        Py_XDECREF(ally);
+static PyObject *tallies_dict(const Tallies *t, const char *data, int by_status) {
+    PyObject *dict = PyDict_New();
+    for (ssize_t i = 0; dict && i < t->len; i++) {
+        const Tally *item = &t->items[i];
+        PyObject *key = by_status ? PyLong_FromSsize_t(item->start) : text(data, item->start, item->end);
+        PyObject *value = PyLong_FromSsize_t(item->count);
+        if (!key || !value || PyDict_SetItem(dict, key, value) < 0) Py_CLEAR(dict);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+    }
+    return dict;
+}
+
+static PyObject *spans_list(const Tallies *t, const char *data) {
+    PyObject *list = PyList_New(t->len);
+    for (ssize_t i = 0; list && i < t->len; i++) {
+        PyObject *item = text(data, t->items[i].start, t->items[i].end);
+        if (item == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    return list;
+}
+
+static PyObject *epoch_or_none(const Ally *ally, int64_t epoch) {
+    if (ally->failures == 0) Py_RETURN_NONE;
+    return PyLong_FromLongLong(epoch);
+}
+
+static PyObject *allies_list(const Allies *a, const char *data) {
+    PyObject *list = PyList_New(a->len);
+    for (ssize_t i = 0; list && i < a->len; i++) {
+        const Ally *ally = &a->items[i];
+        PyObject *id = text(data, ally->id_start, ally->id_end), *statuses = tallies_dict(&ally->statuses, data, 1),
+                 *methods = tallies_dict(&ally->methods, data, 0), *first = epoch_or_none(ally, ally->first),
+                 *last = epoch_or_none(ally, ally->last), *clients = spans_list(&ally->clients, data), *item = NULL;
+        if (id && statuses && methods && first && last && clients)
+            item = Py_BuildValue("(OnnOOOOOLnO)", id, ally->requests, ally->failures, statuses, methods, first, last,
+                                 clients, (long long)ally->latest_epoch, ally->latest_index,
+                                 ally->latest_ok ? Py_True : Py_False);
+        Py_XDECREF(id);
+        Py_XDECREF(statuses);
+        Py_XDECREF(methods);
+        Py_XDECREF(first);
+        Py_XDECREF(last);
+        Py_XDECREF(clients);
         if (item == NULL) {
             Py_CLEAR(list);
             break;
@@ -241,19 +413,24 @@ static PyObject *allies_list(const Lines *lines, const char *data) {
 }
 
 PyDoc_STRVAR(scan_doc,
-             "scan(block, max_line_bytes, since, until, any_endpoint) -> (lines, statuses, others, allies)\n\n"
+             "scan(block, max_line_bytes, since, until, any_endpoint, max_clients)\n"
+             "-> (lines, statuses, others, allies)\n\n"
              "block: whole lines, each ending with a newline. since/until: UTC epoch seconds bounding the\n"
              "plain lines counted. statuses: {status: count} of the plain lines in the window. others:\n"
-             "[(index, start, end)] of the lines that are not plain. allies: [(index, status, epoch, host,\n"
-             "method, ally id as written)] of the plain lines in the window that are requests to the ally\n"
-             "endpoint (credentials; with any_endpoint, anything under /allies/<id>).");
+             "[(index, start, end)] of the lines that are not plain. allies: for each ally id (as written)\n"
+             "that the plain lines in the window request on the ally endpoint (credentials; with\n"
+             "any_endpoint, anything under /allies/<id>): (id, requests, failures, {status: failures},\n"
+             "{method: failures}, first failure, last failure (UTC seconds or None), [the first\n"
+             "max_clients distinct clients of its failures], latest request's time, its line index, ok).");
 
 static PyObject *scan(PyObject *module, PyObject *args) {
     Py_buffer block;
     ssize_t max_line;
     long long since, until;
     int any_endpoint;
-    if (!PyArg_ParseTuple(args, "y*nLLp", &block, &max_line, &since, &until, &any_endpoint)) return NULL;
+    ssize_t max_clients;
+    if (!PyArg_ParseTuple(args, "y*nLLpn", &block, &max_line, &since, &until, &any_endpoint, &max_clients))
+        return NULL;
     Scan *out = calloc(1, sizeof(Scan));
     if (out == NULL) {
         PyBuffer_Release(&block);
@@ -261,7 +438,7 @@ static PyObject *scan(PyObject *module, PyObject *args) {
     }
     int failed;
     Py_BEGIN_ALLOW_THREADS
-    failed = scan_block(block.buf, block.len, max_line, since, until, any_endpoint, out);
+    failed = scan_block(block.buf, block.len, max_line, since, until, any_endpoint, max_clients, out);
     Py_END_ALLOW_THREADS
     PyObject *result = NULL, *statuses = NULL, *others = NULL, *allies = NULL;
     if (failed) {
@@ -285,7 +462,7 @@ done:
     Py_XDECREF(others);
     Py_XDECREF(allies);
     free(out->others.items);
-    free(out->allies.items);
+    free_allies(&out->allies);
     free(out);
     return result;
 }

@@ -93,9 +93,12 @@ class Window:
         return since, until
 
 
-# A valid line in the window that is a request to the ally endpoint: (index in its block, status,
-# time in UTC seconds, host, method, the id as written in the path). Tuples: _logscan.c makes them.
-AllyLine = tuple[int, int, int, str, str, str]
+# What a block says about one ally id (as written in the path), from the valid lines in the window
+# that request the ally endpoint: (id, requests, failures, {status: failures}, {method: failures},
+# first failure, last failure (UTC seconds, None without failures), [the first MAX_CLIENTS_LISTED
+# distinct clients of its failures], the latest request's time, its line index in the block, and
+# whether it succeeded). _logscan.c makes them for the plain lines.
+AllyCounts = tuple[str, int, int, dict, dict, int | None, int | None, list, int, int, bool]
 
 
 @dataclass
@@ -105,18 +108,18 @@ class BlockResult:
     in_window: int = 0
     statuses: Counter = field(default_factory=Counter)
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (index in the block, text)
-    ally_lines: list[AllyLine] = field(default_factory=list)
+    allies: list[AllyCounts] = field(default_factory=list)
 
 
 def analyze_block(block: bytes, window: Window, all_endpoints: bool = False) -> BlockResult:
     """What one block of whole lines (each ending with a newline) says; the requests to the ally
     endpoint are those to /allies/<id>/credentials, or with `all_endpoints` to /allies/<id>/..."""
     since, until = window.bounds()
-    lines, statuses, others, allies = _logscan.scan(block, MAX_LINE_BYTES, since, until, all_endpoints)
-    result = BlockResult(lines=lines, parsed=lines, statuses=Counter(statuses))
-    result.ally_lines = allies
+    lines, statuses, others, allies = _logscan.scan(
+        block, MAX_LINE_BYTES, since, until, all_endpoints, MAX_CLIENTS_LISTED
+    )
+    result = BlockResult(lines=lines, parsed=lines, statuses=Counter(statuses), allies=allies)
     request = _ALL_ENDPOINTS if all_endpoints else _CREDENTIALS_ENDPOINT
-    mixed = False
     for index, start, end in others:
         text = _text(block, start, end)
         found = _read_whole(text, end - start)
@@ -127,13 +130,17 @@ def analyze_block(block: bytes, window: Window, all_endpoints: bool = False) -> 
         elif since <= found.epoch <= until:
             result.statuses[found.status] += 1
             if "/allies/" in text and (fields := request.match(text)):
-                host, method, ally = fields.group("host", "method", "ally")
-                result.ally_lines.append((index, found.status, found.epoch, host, method, ally))
-                mixed = True
-    if mixed:  # back in input order
-        result.ally_lines.sort()  # by index: each is unique
+                result.allies.append(_one_request(index, found, *fields.group("ally", "method", "host")))
     result.in_window = result.statuses.total()
     return result
+
+
+def _one_request(index: int, found: _Valid, ally: str, method: str, host: str) -> AllyCounts:
+    """An AllyCounts of one request (a line that is not plain, read by Python)."""
+    failed, epoch = found.status >= 400, found.epoch
+    if not failed:
+        return (ally, 1, 0, {}, {}, None, None, [], epoch, index, True)
+    return (ally, 1, 1, {found.status: 1}, {method: 1}, epoch, epoch, [host], epoch, index, False)
 
 
 @dataclass(frozen=True)

@@ -54,22 +54,23 @@ class AllyStats:
     _first: int | None = None  # the times of its first and last failures, UTC seconds
     _last: int | None = None
 
-    def add(self, status: int, epoch: int, host: str, method: str, place: tuple[int, int]) -> None:
-        """One request to the ally endpoint at `epoch` (UTC seconds); `place`: (file, line number)."""
-        self.requests += 1
-        if epoch >= self._latest[0] and (epoch, *place) > self._latest:
-            self._latest, self.last_ok = (epoch, *place), status < 400
-        if status < 400:
+    def add(self, counts: logparse.AllyCounts, file_index: int, first_line: int) -> None:
+        """What a block says about this ally (blocks come in input order)."""
+        _, requests, failures, statuses, methods, first, last, clients, epoch, index, ok = counts
+        self.requests += requests
+        latest = (epoch, file_index, first_line + index + 1)
+        if latest > self._latest:
+            self._latest, self.last_ok = latest, ok
+        if not failures:
             return
-        self.failures += 1
-        self.statuses[status] += 1
-        self.methods[method] += 1
-        if len(self.clients) < logparse.MAX_CLIENTS_LISTED:
-            self.clients.add(host)
-        if self._first is None or epoch < self._first:
-            self._first = epoch
-        if self._last is None or epoch > self._last:
-            self._last = epoch
+        self.failures += failures
+        self.statuses.update(statuses)
+        self.methods.update(methods)
+        for client in clients:  # the first distinct ones, in the order of the input
+            if len(self.clients) < logparse.MAX_CLIENTS_LISTED:
+                self.clients.add(client)
+        self._first = first if self._first is None else min(self._first, first)
+        self._last = last if self._last is None else max(self._last, last)
 
     @property
     def first_failure(self) -> datetime | None:
@@ -317,10 +318,10 @@ class Report:
             self.malformed_samples.append(
                 {"file": self.files[file_index]["path"], "line": first_line + index + 1, "text": text[:200]}
             )
-        for index, status, epoch, host, method, raw_id in block.ally_lines:
-            ally = logparse.canonical_ally(raw_id)
+        for counts in block.allies:
+            ally = logparse.canonical_ally(counts[0])
             stats = self.allies.get(ally) or self.allies.setdefault(ally, AllyStats(ally))
-            stats.add(status, epoch, host, method, (file_index, first_line + index + 1))
+            stats.add(counts, file_index, first_line)
 
 
 def analyze(

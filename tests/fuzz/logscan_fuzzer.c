@@ -1,7 +1,8 @@
 /* libFuzzer target for the triage's scanning core (src/allies/_logscan.c), built with clang's
    AddressSanitizer and UndefinedBehaviorSanitizer by tests/fuzz/fuzz_logscan.py (`make fuzz`).
    The first input byte chooses the options; the rest is the block. Beyond memory safety, checks
-   what holds for any block: every line counted once, as plain or not; spans inside the block. */
+   what holds for any block: every line counted once, as plain or not; spans inside the block; each
+   ally's failures add up across statuses and methods, its clients within the limit. */
 #define LOGSCAN_CORE_ONLY
 #include "../../src/allies/_logscan.c"
 
@@ -19,8 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Scan *out = calloc(1, sizeof(Scan));
     int64_t since = (flags & 4) ? 1700000000 : -(INT64_C(1) << 62);
     if (out != NULL && scan_block(block, (ssize_t)length, (flags & 1) ? 40 : 1 << 20, since, INT64_C(1) << 62,
-                                  flags & 2, out) == 0) {
-        ssize_t lines = 0, plain = 0;
+                                  flags & 2, flags & 8 ? 2 : 20, out) == 0) {
+        ssize_t lines = 0, plain = 0, requests = 0;
         for (size_t i = 0; i < length; i++) lines += block[i] == '\n';
         for (int code = 0; code < MAX_STATUS; code++) plain += out->counts[code];
         assert(out->lines == lines);
@@ -28,14 +29,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (ssize_t i = 0; i < out->others.len; i++)
             assert(out->others.items[i].start >= 0 && out->others.items[i].end < (ssize_t)length);
         for (ssize_t i = 0; i < out->allies.len; i++) {
-            const Line *l = &out->allies.items[i];
-            assert(l->start <= l->host_end && l->host_end < l->method_start && l->method_end < l->ally_start);
-            assert(l->ally_start < l->ally_end && l->ally_end < l->end && l->end < (ssize_t)length);
+            const Ally *ally = &out->allies.items[i];
+            ssize_t statuses = 0, methods = 0;
+            assert(0 <= ally->id_start && ally->id_start < ally->id_end && ally->id_end < (ssize_t)length);
+            assert(0 <= ally->failures && ally->failures <= ally->requests && ally->latest_index < lines);
+            for (ssize_t j = 0; j < ally->statuses.len; j++) statuses += ally->statuses.items[j].count;
+            for (ssize_t j = 0; j < ally->methods.len; j++) methods += ally->methods.items[j].count;
+            assert(statuses == ally->failures && methods == ally->failures);
+            assert(ally->clients.len <= (flags & 8 ? 2 : 20) && (ally->failures == 0) == (ally->clients.len == 0));
+            assert(ally->failures == 0 || ally->first <= ally->last);
+            requests += ally->requests;
         }
+        assert(requests <= plain);
     }
     if (out != NULL) {
         free(out->others.items);
-        free(out->allies.items);
+        free_allies(&out->allies);
     }
     free(out);
     free(block);
