@@ -469,8 +469,8 @@ def _ally_counts(lines: list[bytes], not_plain: set[int], clients: int) -> list[
             ally["statuses"][status] += 1
             ally["methods"][method] += 1
             ally["times"].append(epoch)
-            if host not in ally["clients"] and len(ally["clients"]) < clients:
-                ally["clients"].append(host)
+            if host not in [seen for _, seen in ally["clients"]] and len(ally["clients"]) < clients:
+                ally["clients"].append((index, host))
     return [
         (raw.decode("utf-8", "replace"), a["n"], len(a["times"]), dict(a["statuses"]), dict(a["methods"]),
          min(a["times"], default=None), max(a["times"], default=None), a["clients"], *a["latest"])
@@ -489,3 +489,17 @@ def test_the_scanning_core_survives_a_bounded_fuzzing_run():
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Done 100000 runs" in result.stderr and "ERROR" not in result.stderr
+
+
+def test_the_clients_listed_are_the_first_seen_whatever_the_spelling_of_the_id_or_the_line(tmp_path):
+    """One ally's failures from 25 clients in one block, its id lowercase, uppercase, and on lines
+    only Python reads (a quote in the ident field): the 20 listed are the first 20 of the input."""
+    lines = []
+    for n in range(25):
+        line = common(
+            n, "POST", f"/allies/{A if n % 3 == 0 else A.upper()}/credentials", 503, host=f"10.0.1.{n}"
+        )
+        lines.append(line.replace(" - - ", ' a" - ', 1) if n % 3 == 2 else line)
+    report = triage.analyze([write(tmp_path / "clients.log", lines)]).to_dict()
+    (ally,) = report["affected_allies"]
+    assert ally["failures"] == 25 and ally["clients"] == sorted(f"10.0.1.{n}" for n in range(20))

@@ -44,9 +44,10 @@ static int push(Lines *lines, Line line) {
     return 0;
 }
 
-/* Counts keyed by a span of the block (a method, a client) or, for statuses, by the status. */
+/* Counts keyed by a span of the block (a method, a client) or, for statuses, by the status; with
+   the line (index) where the key was first seen. */
 typedef struct {
-    ssize_t start, end, count;
+    ssize_t start, end, count, first;
 } Tally;
 
 typedef struct {
@@ -66,8 +67,9 @@ static int append(Tallies *t, Tally item) {
     return 0;
 }
 
-/* One more of the span [start, end); a span not seen yet is kept only while fewer than `limit`. */
-static int tally_span(Tallies *t, const char *data, ssize_t start, ssize_t end, ssize_t limit) {
+/* One more of the span [start, end) on line `index`; a span not seen yet is kept only while fewer
+   than `limit`. */
+static int tally_span(Tallies *t, const char *data, ssize_t start, ssize_t end, ssize_t index, ssize_t limit) {
     for (ssize_t i = 0; i < t->len; i++) {
         Tally *item = &t->items[i];
         if (item->end - item->start == end - start && memcmp(data + item->start, data + start, (size_t)(end - start)) == 0) {
@@ -75,7 +77,7 @@ static int tally_span(Tallies *t, const char *data, ssize_t start, ssize_t end, 
             return 0;
         }
     }
-    return t->len < limit ? append(t, (Tally){start, end, 1}) : 0;
+    return t->len < limit ? append(t, (Tally){start, end, 1, index}) : 0;
 }
 
 static int tally_status(Tallies *t, int status) {
@@ -84,7 +86,7 @@ static int tally_status(Tallies *t, int status) {
             t->items[i].count++;
             return 0;
         }
-    return append(t, (Tally){status, status, 1});
+    return append(t, (Tally){status, status, 1, 0});
 }
 
 /* What one block says about one ally id, as written (Python makes ids canonical and merges). */
@@ -163,8 +165,8 @@ static int count_request(Allies *a, const char *data, const Line *l, ssize_t max
     if (ally->failures++ == 0 || l->epoch < ally->first) ally->first = l->epoch;
     if (ally->failures == 1 || l->epoch > ally->last) ally->last = l->epoch;
     if (tally_status(&ally->statuses, l->status) < 0) return -1;
-    if (tally_span(&ally->methods, data, l->method_start, l->method_end, SSIZE_MAX) < 0) return -1;
-    return tally_span(&ally->clients, data, l->start, l->host_end, max_clients);
+    if (tally_span(&ally->methods, data, l->method_start, l->method_end, l->index, SSIZE_MAX) < 0) return -1;
+    return tally_span(&ally->clients, data, l->start, l->host_end, l->index, max_clients);
 }
 
 static void free_allies(Allies *a) {
@@ -368,10 +370,12 @@ static PyObject *tallies_dict(const Tallies *t, const char *data, int by_status)
     return dict;
 }
 
-static PyObject *spans_list(const Tallies *t, const char *data) {
+static PyObject *first_seen_list(const Tallies *t, const char *data) { /* [(line index, text)] */
     PyObject *list = PyList_New(t->len);
     for (ssize_t i = 0; list && i < t->len; i++) {
-        PyObject *item = text(data, t->items[i].start, t->items[i].end);
+        PyObject *span = text(data, t->items[i].start, t->items[i].end), *item = NULL;
+        if (span != NULL) item = Py_BuildValue("(nO)", t->items[i].first, span);
+        Py_XDECREF(span);
         if (item == NULL) {
             Py_CLEAR(list);
             break;
@@ -392,7 +396,7 @@ static PyObject *allies_list(const Allies *a, const char *data) {
         const Ally *ally = &a->items[i];
         PyObject *id = text(data, ally->id_start, ally->id_end), *statuses = tallies_dict(&ally->statuses, data, 1),
                  *methods = tallies_dict(&ally->methods, data, 0), *first = epoch_or_none(ally, ally->first),
-                 *last = epoch_or_none(ally, ally->last), *clients = spans_list(&ally->clients, data), *item = NULL;
+                 *last = epoch_or_none(ally, ally->last), *clients = first_seen_list(&ally->clients, data), *item = NULL;
         if (id && statuses && methods && first && last && clients)
             item = Py_BuildValue("(OnnOOOOOLnO)", id, ally->requests, ally->failures, statuses, methods, first, last,
                                  clients, (long long)ally->latest_epoch, ally->latest_index,
@@ -420,8 +424,9 @@ PyDoc_STRVAR(scan_doc,
              "[(index, start, end)] of the lines that are not plain. allies: for each ally id (as written)\n"
              "that the plain lines in the window request on the ally endpoint (credentials; with\n"
              "any_endpoint, anything under /allies/<id>): (id, requests, failures, {status: failures},\n"
-             "{method: failures}, first failure, last failure (UTC seconds or None), [the first\n"
-             "max_clients distinct clients of its failures], latest request's time, its line index, ok).");
+             "{method: failures}, first failure, last failure (UTC seconds or None), [(line index, client)\n"
+             "of the first max_clients distinct clients of its failures], latest request's time, its line\n"
+             "index, ok).");
 
 static PyObject *scan(PyObject *module, PyObject *args) {
     Py_buffer block;

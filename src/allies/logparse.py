@@ -95,9 +95,9 @@ class Window:
 
 # What a block says about one ally id (as written in the path), from the valid lines in the window
 # that request the ally endpoint: (id, requests, failures, {status: failures}, {method: failures},
-# first failure, last failure (UTC seconds, None without failures), [the first MAX_CLIENTS_LISTED
-# distinct clients of its failures], the latest request's time, its line index in the block, and
-# whether it succeeded). _logscan.c makes them for the plain lines.
+# first failure, last failure (UTC seconds, None without failures), [(line index in the block,
+# client) of the first MAX_CLIENTS_LISTED distinct clients of its failures], the latest request's
+# time, its line index, and whether it succeeded). _logscan.c makes them for the plain lines.
 AllyCounts = tuple[str, int, int, dict, dict, int | None, int | None, list, int, int, bool]
 
 
@@ -140,7 +140,7 @@ def _one_request(index: int, found: _Valid, ally: str, method: str, host: str) -
     failed, epoch = found.status >= 400, found.epoch
     if not failed:
         return (ally, 1, 0, {}, {}, None, None, [], epoch, index, True)
-    return (ally, 1, 1, {found.status: 1}, {method: 1}, epoch, epoch, [host], epoch, index, False)
+    return (ally, 1, 1, {found.status: 1}, {method: 1}, epoch, epoch, [(index, host)], epoch, index, False)
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,9 @@ class AllyStats:
     _last: int | None = None
 
     def add(self, counts: logparse.AllyCounts, file_index: int, first_line: int) -> None:
-        """What a block says about this ally (blocks come in input order)."""
-        _, requests, failures, statuses, methods, first, last, clients, epoch, index, ok = counts
+        """What a block says about this ally (blocks come in input order); its clients come apart,
+        from every count of the block at once (`add_clients`)."""
+        _, requests, failures, statuses, methods, first, last, _, epoch, index, ok = counts
         self.requests += requests
         latest = (epoch, file_index, first_line + index + 1)
         if latest > self._latest:
@@ -66,11 +67,15 @@ class AllyStats:
         self.failures += failures
         self.statuses.update(statuses)
         self.methods.update(methods)
-        for client in clients:  # the first distinct ones, in the order of the input
-            if len(self.clients) < logparse.MAX_CLIENTS_LISTED:
-                self.clients.add(client)
         self._first = first if self._first is None else min(self._first, first)
         self._last = last if self._last is None else max(self._last, last)
+
+    def add_clients(self, first_seen: list[tuple[int, str]]) -> None:
+        """A block's (line index, client) of failures: the first distinct ones, in input order."""
+        for _, client in sorted(first_seen):
+            if len(self.clients) >= logparse.MAX_CLIENTS_LISTED:
+                return
+            self.clients.add(client)
 
     @property
     def first_failure(self) -> datetime | None:
@@ -318,10 +323,17 @@ class Report:
             self.malformed_samples.append(
                 {"file": self.files[file_index]["path"], "line": first_line + index + 1, "text": text[:200]}
             )
+        # Several counts of a block may name one ally (spellings of its id, lines Python read): their
+        # clients are merged in input order, so the first ones listed are exactly the first seen.
+        clients: dict[str, list[tuple[int, str]]] = {}
         for counts in block.allies:
             ally = logparse.canonical_ally(counts[0])
             stats = self.allies.get(ally) or self.allies.setdefault(ally, AllyStats(ally))
             stats.add(counts, file_index, first_line)
+            if counts[7]:
+                clients.setdefault(ally, []).extend(counts[7])
+        for ally, first_seen in clients.items():
+            self.allies[ally].add_clients(first_seen)
 
 
 def analyze(
