@@ -1,7 +1,8 @@
 /* The triage's scanning core: which lines of a block are plain access-log lines, their statuses,
-   where the few lines Python must read are (the lines that are not plain), and the fields of the
-   plain lines that are requests to the ally endpoint. One pass over the bytes, without the GIL; no
-   allocation per line.
+   where the few lines Python must read are (the lines that are not plain), and, for each ally id
+   the plain lines request on the ally endpoint, its counts (a small hash table per block). One
+   pass over the bytes, without the GIL; memory grows with the distinct ids, clients and methods,
+   not with the lines.
 
    "Plain" is exactly allies.logparse.PLAIN (kept in step by tests/test_triage.py's differential
    tests): Apache common/combined, the original log's quirks (`- 0500`, an extra field after the
