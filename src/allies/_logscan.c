@@ -28,20 +28,26 @@ typedef struct {
     ssize_t host_end, method_start, method_end, ally_start, ally_end; /* of a request to allies */
 } Line;
 
+/* A growable array's items with room for one more (doubled when full), or NULL when memory is out
+   (the old items then stay valid). */
+static void *room_for_one(void *items, ssize_t len, ssize_t *cap, size_t item_size, ssize_t first_cap) {
+    if (len < *cap) return items;
+    ssize_t grown_cap = *cap ? *cap * 2 : first_cap;
+    void *grown = realloc(items, (size_t)grown_cap * item_size);
+    if (grown != NULL) *cap = grown_cap;
+    return grown;
+}
+
 typedef struct {
     Line *items;
     ssize_t len, cap;
 } Lines;
 
 static int push(Lines *lines, Line line) {
-    if (lines->len == lines->cap) {
-        ssize_t cap = lines->cap ? lines->cap * 2 : 256;
-        Line *grown = realloc(lines->items, (size_t)cap * sizeof(Line));
-        if (grown == NULL) return -1;
-        lines->items = grown;
-        lines->cap = cap;
-    }
-    lines->items[lines->len++] = line;
+    Line *items = room_for_one(lines->items, lines->len, &lines->cap, sizeof(Line), 256);
+    if (items == NULL) return -1;
+    lines->items = items;
+    items[lines->len++] = line;
     return 0;
 }
 
@@ -57,14 +63,10 @@ typedef struct {
 } Tallies;
 
 static int append(Tallies *t, Tally item) {
-    if (t->len == t->cap) {
-        ssize_t cap = t->cap ? t->cap * 2 : 2;
-        Tally *grown = realloc(t->items, (size_t)cap * sizeof(Tally));
-        if (grown == NULL) return -1;
-        t->items = grown;
-        t->cap = cap;
-    }
-    t->items[t->len++] = item;
+    Tally *items = room_for_one(t->items, t->len, &t->cap, sizeof(Tally), 2);
+    if (items == NULL) return -1;
+    t->items = items;
+    items[t->len++] = item;
     return 0;
 }
 
@@ -140,13 +142,9 @@ static Ally *find_or_add(Allies *a, const char *data, ssize_t start, ssize_t end
             memcmp(data + ally->id_start, data + start, (size_t)(end - start)) == 0)
             return ally;
     }
-    if (a->len == a->cap) {
-        ssize_t cap = a->cap ? a->cap * 2 : 64;
-        Ally *grown = realloc(a->items, (size_t)cap * sizeof(Ally));
-        if (grown == NULL) return NULL;
-        a->items = grown;
-        a->cap = cap;
-    }
+    Ally *items = room_for_one(a->items, a->len, &a->cap, sizeof(Ally), 64);
+    if (items == NULL) return NULL;
+    a->items = items;
     a->items[a->len] = (Ally){.id_start = start, .id_end = end, .hash = hash, .latest_epoch = INT64_MIN};
     a->slots[at] = a->len + 1;
     return &a->items[a->len++];
