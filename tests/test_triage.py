@@ -111,6 +111,32 @@ def test_known_lines_give_exactly_the_known_answers(tmp_path):
     assert report.malformed_samples[1]["text"] == "this is not a log line"
 
 
+def test_the_timeline_counts_failed_requests_by_minute_and_status(tmp_path):
+    lines, truth = known_log()
+    report = triage.analyze([write(tmp_path / "a.log", lines)])
+    failures = report.to_dict()["failures_over_time"]
+    at = {n: (START + timedelta(minutes=n)).astimezone(UTC).isoformat() for n in range(10)}
+    assert failures["bucket_seconds"] == 60
+    assert [(f["at"], f["status"], f["requests"]) for f in failures["failures"]] == [
+        (at[1], 500, 1), (at[3], 404, 1), (at[4], 503, 1), (at[5], 400, 1), (at[7], 404, 1), (at[9], 500, 1)
+    ]  # fmt: skip
+    assert len(failures["failures"]) == truth["failed_requests"]
+    assert report.timeline.regrouped(max_buckets=2)[0] == 300  # 15:01-15:09 UTC: 15:00 and 15:05
+    width, buckets = report.timeline.regrouped(max_buckets=1)
+    assert (width, [counts for _, counts in buckets]) == (900, [{400: 1, 404: 2, 500: 2, 503: 1}])
+
+
+def test_the_timeline_widens_its_buckets_to_stay_bounded(tmp_path, monkeypatch):
+    """A log spanning years keeps a bounded timeline: its buckets widen, its counts stay exact."""
+    monkeypatch.setattr(triage, "TIMELINE_MAX_POINTS", 50)
+    lines = [common(minute * 97, "GET", "/x", 500 + minute % 4) for minute in range(3_000)]
+    report = triage.analyze([write(tmp_path / "long.log", lines)])
+    timeline = report.timeline
+    assert len(timeline.counts) <= 50 and timeline.bucket_seconds > 86400
+    assert timeline.counts.total() == report.failed_requests == 3_000
+    assert all(start % timeline.bucket_seconds == 0 for start, _ in timeline.counts)
+
+
 def test_all_endpoints_counts_every_ally_path(tmp_path):
     lines, _ = known_log()
     report = triage.analyze([write(tmp_path / "a.log", lines)], all_endpoints=True)
@@ -420,12 +446,13 @@ def test_the_scanning_core_reads_exactly_the_plain_grammar():
                 [line[:at] + edge + line[at + 1 :], line[:at] + edge + line[at:], line[:at] + line[at + 1 :]]
             )
         lines.append(line.replace(b"\n", b""))
-    count, statuses, others, allies = _logscan.scan(
+    count, statuses, others, allies, failures = _logscan.scan(
         b"\n".join(lines) + b"\n", 1 << 20, -(2**62), 2**62, False, 3
     )
     not_plain = {index for index, _, _ in others}
     expected = Counter(int(line.split(b'" ')[1][:3]) for line in lines if plain.match(line))
     assert count == len(lines)
+    assert failures == _failures_by_minute([line for line in lines if plain.match(line)])
     assert [i for i, line in enumerate(lines) if not plain.match(line)] == sorted(not_plain)
     assert statuses == expected and 1_000 < len(not_plain) < len(lines) - 1_000
     assert [counts[1:] for counts in allies] == [
@@ -436,21 +463,27 @@ def test_the_scanning_core_reads_exactly_the_plain_grammar():
     ]
 
 
+def _epoch(line: bytes) -> int:
+    stamp = re.search(rb"\[([0-9]{2}/[A-Za-z]{3}/[^]]*)\]", line)[1].decode().replace(" ", "")
+    return int(datetime.strptime(stamp, "%d/%b/%Y:%H:%M:%S%z").timestamp())
+
+
+def _failures_by_minute(lines: list[bytes]) -> Counter:
+    """{(minute, status): n} of the lines with a status of 400 and up, by Python's calendar."""
+    statuses = [(line, int(line.split(b'" ')[1][:3])) for line in lines]
+    return Counter((_epoch(line) // 60, status) for line, status in statuses if status >= 400)
+
+
 def _ally_counts(lines: list[bytes], not_plain: set[int], clients: int) -> list[tuple]:
     """What _logscan.scan says per ally id, computed line by line with Python's `re` and calendar."""
     endpoint = re.compile(logparse._CREDENTIALS_ENDPOINT.pattern.encode())
-    stamp = re.compile(rb"\[([0-9]{2}/[A-Za-z]{3}/[^]]*)\]")
     per_id: dict[bytes, dict] = {}
     for index, line in enumerate(lines):
         found = endpoint.match(line) if index not in not_plain else None
         if found is None:
             continue
         status = int(line.split(b'" ')[1][:3])
-        when = datetime.strptime(stamp.search(line)[1].decode().replace(" ", ""), "%d/%b/%Y:%H:%M:%S%z")
-        epoch, host, method = (
-            int(when.timestamp()),
-            *(found[k].decode("utf-8", "replace") for k in ("host", "method")),
-        )
+        epoch, host, method = _epoch(line), *(found[k].decode("utf-8", "replace") for k in ("host", "method"))
         ally = per_id.setdefault(
             found["ally"],
             {

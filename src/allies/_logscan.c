@@ -2,7 +2,8 @@
    where the few lines Python must read are (the lines that are not plain), and, for each ally id
    the plain lines request on the ally endpoint, its counts (a small hash table per block). One
    pass over the bytes, without the GIL; memory grows with the distinct ids, clients and methods,
-   not with the lines.
+   not with the lines. It also counts the failed requests (status 400 and up) by minute and status:
+   the report's timeline.
 
    "Plain" is exactly allies.logparse.PLAIN (kept in step by tests/test_triage.py's differential
    tests): Apache common/combined, the original log's quirks (`- 0500`, an extra field after the
@@ -295,10 +296,58 @@ static int endpoint(const char *p, const char *end, int any_endpoint, const char
     return http_version(p, end);
 }
 
+/* Failed requests by minute and status, in a hash table (open addressing). */
+typedef struct {
+    int64_t minute;
+    int status;
+    ssize_t count; /* 0: a free slot */
+} Bucket;
+
+typedef struct {
+    Bucket *items;
+    ssize_t len, cap;
+} Timeline;
+
+static ssize_t slot_of(int64_t minute, int status, ssize_t cap) { /* Fibonacci hashing */
+    return (ssize_t)((((uint64_t)minute * MAX_STATUS + (uint64_t)status) * 11400714819323198485u) >> 20) & (cap - 1);
+}
+
+static int grow_timeline(Timeline *t) {
+    ssize_t cap = t->cap ? t->cap * 2 : 64;
+    Bucket *items = calloc((size_t)cap, sizeof(Bucket));
+    if (items == NULL) return -1;
+    for (ssize_t i = 0; i < t->cap; i++) {
+        Bucket *b = &t->items[i];
+        if (!b->count) continue;
+        ssize_t at = slot_of(b->minute, b->status, cap);
+        while (items[at].count) at = (at + 1) & (cap - 1);
+        items[at] = *b;
+    }
+    free(t->items);
+    t->items = items;
+    t->cap = cap;
+    return 0;
+}
+
+static int count_failure(Timeline *t, int64_t epoch, int status) {
+    if (2 * (t->len + 1) > t->cap && grow_timeline(t) < 0) return -1;
+    int64_t minute = epoch >= 0 ? epoch / 60 : -((59 - epoch) / 60); /* rounded down */
+    ssize_t at = slot_of(minute, status, t->cap);
+    Bucket *b;
+    while ((b = &t->items[at])->count && (b->minute != minute || b->status != status)) at = (at + 1) & (t->cap - 1);
+    if (!b->count) {
+        *b = (Bucket){minute, status, 0};
+        t->len++;
+    }
+    b->count++;
+    return 0;
+}
+
 typedef struct {
     ssize_t lines, counts[MAX_STATUS];
     Lines others;
     Allies allies;
+    Timeline failures;
 } Scan;
 
 static int scan_block(const char *data, ssize_t size, ssize_t max_line, int64_t since, int64_t until,
@@ -316,6 +365,7 @@ static int scan_block(const char *data, ssize_t size, ssize_t max_line, int64_t 
             if (push(&out->others, line) < 0) return -1;
         } else if (epoch >= since && epoch <= until) {
             out->counts[status]++;
+            if (status >= 400 && count_failure(&out->failures, epoch, status) < 0) return -1;
             const char *method_end, *ally, *ally_end;
             if (endpoint(request, request_end, any_endpoint, &method_end, &ally, &ally_end)) {
                 line.status = status;
@@ -415,9 +465,22 @@ static PyObject *allies_list(const Allies *a, const char *data) {
     return list;
 }
 
+static PyObject *timeline_dict(const Timeline *t) { /* {(minute, status): failures} */
+    PyObject *dict = PyDict_New();
+    for (ssize_t i = 0; dict && i < t->cap; i++) {
+        const Bucket *b = &t->items[i];
+        if (!b->count) continue;
+        PyObject *key = Py_BuildValue("(Li)", (long long)b->minute, b->status), *value = PyLong_FromSsize_t(b->count);
+        if (!key || !value || PyDict_SetItem(dict, key, value) < 0) Py_CLEAR(dict);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+    }
+    return dict;
+}
+
 PyDoc_STRVAR(scan_doc,
              "scan(block, max_line_bytes, since, until, any_endpoint, max_clients)\n"
-             "-> (lines, statuses, others, allies)\n\n"
+             "-> (lines, statuses, others, allies, failures)\n\n"
              "block: whole lines, each ending with a newline. since/until: UTC epoch seconds bounding the\n"
              "plain lines counted. statuses: {status: count} of the plain lines in the window. others:\n"
              "[(index, start, end)] of the lines that are not plain. allies: for each ally id (as written)\n"
@@ -425,7 +488,8 @@ PyDoc_STRVAR(scan_doc,
              "any_endpoint, anything under /allies/<id>): (id, requests, failures, {status: failures},\n"
              "{method: failures}, first failure, last failure (UTC seconds or None), [(line index, client)\n"
              "of the first max_clients distinct clients of its failures], latest request's time, its line\n"
-             "index, ok).");
+             "index, ok). failures: {(minute, status): count} of the plain lines in the window with a\n"
+             "status of 400 and up (minute: UTC epoch seconds // 60).");
 
 static PyObject *scan(PyObject *module, PyObject *args) {
     Py_buffer block;
@@ -444,7 +508,7 @@ static PyObject *scan(PyObject *module, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     failed = scan_block(block.buf, block.len, max_line, since, until, any_endpoint, max_clients, out);
     Py_END_ALLOW_THREADS
-    PyObject *result = NULL, *statuses = NULL, *others = NULL, *allies = NULL;
+    PyObject *result = NULL, *statuses = NULL, *others = NULL, *allies = NULL, *failures = NULL;
     if (failed) {
         PyErr_NoMemory();
         goto done;
@@ -458,14 +522,18 @@ static PyObject *scan(PyObject *module, PyObject *args) {
         Py_XDECREF(value);
         if (bad) goto done;
     }
-    if (!(others = others_list(&out->others)) || !(allies = allies_list(&out->allies, block.buf))) goto done;
-    result = Py_BuildValue("(nOOO)", out->lines, statuses, others, allies);
+    if (!(others = others_list(&out->others)) || !(allies = allies_list(&out->allies, block.buf)) ||
+        !(failures = timeline_dict(&out->failures)))
+        goto done;
+    result = Py_BuildValue("(nOOOO)", out->lines, statuses, others, allies, failures);
 done:
     PyBuffer_Release(&block);
     Py_XDECREF(statuses);
     Py_XDECREF(others);
     Py_XDECREF(allies);
+    Py_XDECREF(failures);
     free(out->others.items);
+    free(out->failures.items);
     free_allies(&out->allies);
     free(out);
     return result;

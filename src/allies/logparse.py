@@ -109,16 +109,17 @@ class BlockResult:
     statuses: Counter = field(default_factory=Counter)
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (index in the block, text)
     allies: list[AllyCounts] = field(default_factory=list)
+    failures: Counter = field(default_factory=Counter)  # (minute, status) -> failed requests
 
 
 def analyze_block(block: bytes, window: Window, all_endpoints: bool = False) -> BlockResult:
     """What one block of whole lines (each ending with a newline) says; the requests to the ally
     endpoint are those to /allies/<id>/credentials, or with `all_endpoints` to /allies/<id>/..."""
     since, until = window.bounds()
-    lines, statuses, others, allies = _logscan.scan(
+    lines, statuses, others, allies, failures = _logscan.scan(
         block, MAX_LINE_BYTES, since, until, all_endpoints, MAX_CLIENTS_LISTED
     )
-    result = BlockResult(lines=lines, parsed=lines, statuses=Counter(statuses), allies=allies)
+    result = BlockResult(lines, lines, 0, Counter(statuses), [], allies, Counter(failures))
     request = _ALL_ENDPOINTS if all_endpoints else _CREDENTIALS_ENDPOINT
     for index, start, end in others:
         text = _text(block, start, end)
@@ -129,6 +130,8 @@ def analyze_block(block: bytes, window: Window, all_endpoints: bool = False) -> 
                 result.malformed.append((index, text))
         elif since <= found.epoch <= until:
             result.statuses[found.status] += 1
+            if found.status >= 400:
+                result.failures[found.epoch // 60, found.status] += 1
             if "/allies/" in text and (fields := request.match(text)):
                 result.allies.append(_one_request(index, found, *fields.group("ally", "method", "host")))
     result.in_window = result.statuses.total()

@@ -109,6 +109,64 @@ class AllyStats:
         }
 
 
+# The timeline keeps at most this many (bucket, status) counts: past it, its buckets widen (a minute,
+# then 5 and 15 minutes, an hour, 6 hours, a day, then tenfold), so its memory stays bounded whatever
+# the span of the log.
+TIMELINE_MAX_POINTS = 20_000
+BUCKET_WIDTHS = (60, 300, 900, 3600, 6 * 3600, 86400)
+
+
+@dataclass
+class Timeline:
+    """Failed requests (status 400 and up) by time bucket and status."""
+
+    bucket_seconds: int = 60
+    counts: Counter = field(default_factory=Counter)  # (bucket start, UTC seconds; status) -> requests
+
+    def add(self, per_minute: Counter) -> None:
+        """A block's {(minute, status): failures}, the minute as UTC seconds // 60."""
+        for (minute, status), n in per_minute.items():
+            self.counts[self._bucket(minute * 60), status] += n
+        while len(self.counts) > TIMELINE_MAX_POINTS:
+            self._widen()
+
+    def regrouped(self, max_buckets: int) -> tuple[int, list[tuple[int, dict[int, int]]]]:
+        """(bucket seconds, [(bucket start, {status: requests})]) in time order, with buckets wide
+        enough that there are at most `max_buckets` from the first failure to the last."""
+        if not self.counts:
+            return self.bucket_seconds, []
+        starts = [start for start, _ in self.counts]
+        width = self.bucket_seconds
+        while (max(starts) - min(starts)) // width + 1 > max_buckets:
+            width = _wider(width)
+        grouped: dict[int, Counter] = {}
+        for (start, status), n in self.counts.items():
+            grouped.setdefault(start - start % width, Counter())[status] += n
+        return width, [(start, dict(sorted(grouped[start].items()))) for start in sorted(grouped)]
+
+    def to_dict(self) -> dict:
+        return {
+            "bucket_seconds": self.bucket_seconds,
+            "failures": [
+                {"at": _iso(datetime.fromtimestamp(start, UTC)), "status": status, "requests": n}
+                for (start, status), n in sorted(self.counts.items())
+            ],
+        }
+
+    def _bucket(self, epoch: int) -> int:
+        return epoch - epoch % self.bucket_seconds
+
+    def _widen(self) -> None:
+        self.bucket_seconds = _wider(self.bucket_seconds)
+        narrow, self.counts = self.counts, Counter()
+        for (start, status), n in narrow.items():
+            self.counts[self._bucket(start), status] += n
+
+
+def _wider(seconds: int) -> int:
+    return next((width for width in BUCKET_WIDTHS if width > seconds), seconds * 10)
+
+
 # -- reading inputs in blocks ----------------------------------------------------------------
 
 
@@ -262,6 +320,7 @@ class Report:
     malformed_samples: list[dict] = field(default_factory=list)
     allies: dict[str, AllyStats] = field(default_factory=dict)
     all_endpoints: bool = False
+    timeline: Timeline = field(default_factory=Timeline)
 
     @property
     def malformed(self) -> int:
@@ -310,6 +369,7 @@ class Report:
             "failed_credential_requests": self.failed_credential_requests,
             "affected_allies": [stats.to_dict() for stats in self.affected()],
             "still_affected": len(self.still_affected()),
+            "failures_over_time": self.timeline.to_dict(),
         }
 
     def merge(self, file_index: int, first_line: int, block: logparse.BlockResult) -> None:
@@ -318,6 +378,7 @@ class Report:
         self.parsed += block.parsed
         self.in_window += block.in_window
         self.statuses.update(block.statuses)
+        self.timeline.add(block.failures)
         room = logparse.MALFORMED_SAMPLES - len(self.malformed_samples)
         for index, text in block.malformed[:room]:
             self.malformed_samples.append(

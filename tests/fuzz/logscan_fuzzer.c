@@ -2,7 +2,8 @@
    AddressSanitizer and UndefinedBehaviorSanitizer by tests/fuzz/fuzz_logscan.py (`make fuzz`).
    The first input byte chooses the options; the rest is the block. Beyond memory safety, checks
    what holds for any block: every line counted once, as plain or not; spans inside the block; each
-   ally's failures add up across statuses and methods, its clients within the limit. */
+   ally's failures add up across statuses and methods, its clients within the limit; the timeline's
+   failures add up to the failed statuses counted. */
 #define LOGSCAN_CORE_ONLY
 #include "../../src/allies/_logscan.c"
 
@@ -41,10 +42,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             requests += ally->requests;
         }
         assert(requests <= plain);
+        ssize_t failed = 0, timeline = 0, used = 0;
+        for (int code = 400; code < MAX_STATUS; code++) failed += out->counts[code];
+        for (ssize_t i = 0; i < out->failures.cap; i++) {
+            const Bucket *b = &out->failures.items[i];
+            used += b->count > 0;
+            timeline += b->count;
+            assert(b->count == 0 || (b->status >= 400 && b->status < MAX_STATUS));
+        }
+        assert(timeline == failed && used == out->failures.len);
     }
     if (out != NULL) {
         free(out->others.items);
         free_allies(&out->allies);
+        free(out->failures.items);
     }
     free(out);
     free(block);
