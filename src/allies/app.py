@@ -13,7 +13,7 @@ from flask import Flask, g, request
 from werkzeug.exceptions import RequestHeaderFieldsTooLarge, RequestURITooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import accesslog, api, db, errors, openapi, ratelimit
+from . import accesslog, api, console, db, errors, openapi, ratelimit
 from .config import ConfigError, Settings
 from .crypto import load_keyring
 
@@ -82,4 +82,5 @@ def create_app(
     accesslog.init_app(app, settings.log_file, echo=echo_log, clock=clock)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.health_bp)
+    console.init_app(app)
     return app

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .config import ConfigError, Settings, entries
 
@@ -70,6 +72,12 @@ class KeyRing:
         key): instances compare it to know they hold the same key under the same id."""
         digest = hmac.new(self.keys[key_id], CHECK_MESSAGE, hashlib.sha256).digest()
         return base64.b64encode(digest[:16]).decode()
+
+    def derive(self, purpose: bytes) -> bytes:
+        """A 32-byte key for another use (`purpose` names it), derived from the active key with
+        HKDF: every instance sharing the ring derives the same one; it says nothing of the key."""
+        hkdf = HKDF(algorithm=SHA256(), length=32, salt=None, info=b"allies/derived/v1:" + purpose)
+        return hkdf.derive(self.keys[self.active])
 
     def encrypt(self, ally_id: str, plaintext: bytes) -> dict:
         """Seal `plaintext` for `ally_id` under the active key; returns the stored envelope."""

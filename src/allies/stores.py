@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import psycopg
 from psycopg.types.json import Jsonb
 
-from .validation import AllyNotFound
+from .validation import UUID_PATTERN, AllyNotFound
 
 SELECT = "SELECT data::jsonb FROM stores WHERE id = %s"
 # Locks the row first: a concurrent credentials write waits, then applies on top of this change.
@@ -49,10 +49,21 @@ UPDATE stores
 """
 
 MAX_REASON_CHARS = 200
+# The actor: who made the change through the console (a token's name), else the database role.
 JOURNAL = """
-INSERT INTO store_changes (store_id, reason, before, after)
-VALUES (%(id)s, %(reason)s, %(before)s, %(after)s)
+INSERT INTO store_changes (store_id, actor, reason, before, after)
+VALUES (%(id)s, COALESCE(%(actor)s, current_user), %(reason)s, %(before)s, %(after)s)
 RETURNING id
+"""
+MAX_FOUND = 20
+# Names matched by prefix, case-insensitive; LIKE's wildcards in the text are taken literally.
+SEARCH = """
+SELECT id, data::jsonb ->> 'name' AS name, data::jsonb ->> 'brand_owner' AS owner
+  FROM stores
+ WHERE id = %(id)s
+    OR lower(data::jsonb ->> 'name') LIKE lower(%(prefix)s) || '%%' ESCAPE '\\'
+ ORDER BY id <> %(id)s, lower(data::jsonb ->> 'name'), id
+ LIMIT %(limit)s
 """
 
 
@@ -94,11 +105,38 @@ def public_view(data: dict) -> dict:
     """The store's data with credentials reduced to non-secret metadata."""
     view = dict(data)
     envelope = view.get("credentials")
+    metadata = envelope if isinstance(envelope, dict) else {}
     view["credentials"] = {
         "set": envelope is not None,
-        "set_at": envelope.get("set_at") if isinstance(envelope, dict) else None,
+        "set_at": metadata.get("set_at"),
+        "key_id": metadata.get("kid"),
     }
     return view
+
+
+def search(conn: psycopg.Connection, text: str, limit: int = MAX_FOUND) -> list[dict]:
+    """Stores whose id is `text` (first) or whose name starts with it: [{id, name, owner}]."""
+    text = text.strip()
+    if not text:
+        return []
+    prefix = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    params = {"id": text.lower() if UUID_PATTERN.fullmatch(text) else text, "prefix": prefix, "limit": limit}
+    rows = conn.execute(SEARCH, params).fetchall()
+    return [{"id": row[0], "name": row[1], "owner": row[2]} for row in rows]
+
+
+def changes(conn: psycopg.Connection, store_id: str | None = None, limit: int = 20) -> list[dict]:
+    """The latest journaled changes (newest first), of one store or of all."""
+    rows = conn.execute(
+        """
+        SELECT id, store_id, changed_at, actor, reason, before, after FROM store_changes
+         WHERE %(id)s::text IS NULL OR store_id = %(id)s
+         ORDER BY id DESC LIMIT %(limit)s
+        """,
+        {"id": store_id, "limit": limit},
+    )
+    names = [column.name for column in rows.description]
+    return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]
 
 
 def get_store(conn: psycopg.Connection, store_id: str, *, lock: bool = False) -> dict | None:
@@ -109,9 +147,16 @@ def get_store(conn: psycopg.Connection, store_id: str, *, lock: bool = False) ->
 
 
 def apply_change(
-    conn: psycopg.Connection, store_id: str, change: Change, *, reason: str, dry_run: bool = False
+    conn: psycopg.Connection,
+    store_id: str,
+    change: Change,
+    *,
+    reason: str,
+    dry_run: bool = False,
+    actor: str | None = None,
 ) -> Outcome:
-    """Apply `change` atomically; with `dry_run` the same statements run and are rolled back."""
+    """Apply `change` atomically; with `dry_run` the same statements run and are rolled back.
+    `actor` is journaled as who made it (default: the database role)."""
     with conn.transaction() as tx:
         before = get_store(conn, store_id, lock=True)
         if before is None:
@@ -126,12 +171,12 @@ def apply_change(
         if dry_run:
             raise psycopg.Rollback(tx)
         if changes:
-            journal_id = _journal(conn, store_id, reason, change.touched_keys(), before, after)
+            journal_id = _journal(conn, store_id, reason, change.touched_keys(), before, after, actor)
             outcome = replace(outcome, journal_id=journal_id)
     return outcome
 
 
-def undo_last_change(conn: psycopg.Connection, store_id: str) -> Outcome:
+def undo_last_change(conn: psycopg.Connection, store_id: str, *, actor: str | None = None) -> Outcome:
     """Put back the fields of the store's latest journaled change (journaled as a change too)."""
     with conn.transaction():
         before = get_store(conn, store_id, lock=True)
@@ -146,7 +191,8 @@ def undo_last_change(conn: psycopg.Connection, store_id: str) -> Outcome:
         journal_id, restored = last
         conn.execute("UPDATE stores SET data = data::jsonb || %s WHERE id = %s", (Jsonb(restored), store_id))
         after = get_store(conn, store_id)
-        new_id = _journal(conn, store_id, f"undo of change {journal_id}", list(restored), before, after)
+        reason = f"undo of change {journal_id}"
+        new_id = _journal(conn, store_id, reason, list(restored), before, after, actor)
     return Outcome(public_view(before), public_view(after), 1, new_id)
 
 
@@ -158,10 +204,17 @@ def _one_row(conn: psycopg.Connection, statement: str, params: dict) -> int:
 
 
 def _journal(
-    conn: psycopg.Connection, store_id: str, reason: str, keys: list[str], before: dict, after: dict
+    conn: psycopg.Connection,
+    store_id: str,
+    reason: str,
+    keys: list[str],
+    before: dict,
+    after: dict,
+    actor: str | None,
 ) -> int:
     params = {
         "id": store_id,
+        "actor": actor,
         "reason": reason,
         "before": Jsonb({key: before.get(key) for key in keys}),
         "after": Jsonb({key: after.get(key) for key in keys}),

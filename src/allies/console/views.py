@@ -1,0 +1,355 @@
+"""The console's pages. Each view reads the form, calls the domain function the CLI and the API
+call, and renders a template; failures are exceptions rendered as an error page (`failed`)."""
+
+from __future__ import annotations
+
+import gzip
+import tempfile
+import zlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+import psycopg
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException, TooManyRequests
+
+from .. import audit, credentials, ratelimit, remediation, reports, stores, triage
+from ..validation import AllyNotFound, Rejected, parse_ally_id, parse_body
+from . import charts, guard, i18n
+
+bp = Blueprint(
+    "console", __name__, url_prefix="/console", template_folder="templates", static_folder="static"
+)
+
+TAGS = (
+    "finanzas",
+    "tecnologia",
+    "ropa",
+    "apparel",
+    "movilidad",
+    "belleza",
+    "hogar",
+    "desportes",
+    "educacion",
+)
+RECENT_EVENTS = 12
+UPLOAD_BYTES = 64 * 1024 * 1024  # an uploaded log, as sent (a gzip file counts compressed)
+UNPACKED_BYTES = 1024 * 1024 * 1024  # ...and once decompressed: a small gzip can unpack to far more
+TIMELINE_COLUMNS = 48
+PLANS_SHOWN = 20
+SIGN_IN_ENDPOINTS = {"console.sign_in", "console.static"}
+
+
+@bp.before_request
+def admit() -> None:
+    """Who is visiting; a visitor not signed in is sent to sign in; every POST proves its form."""
+    g.lang = i18n.choose_language()
+    guard.identify_visitor()
+    if g.actor is None and request.endpoint not in SIGN_IN_ENDPOINTS:
+        if request.method != "GET":
+            abort(401)
+        return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
+    if request.method == "POST":
+        if request.endpoint == "console.log_triage":
+            request.max_content_length = UPLOAD_BYTES
+        guard.check_csrf()
+    return None
+
+
+@bp.after_request
+def finish(response):
+    i18n.remember_language(response)
+    return guard.secure_headers(response)
+
+
+@bp.app_context_processor
+def page_helpers() -> dict:
+    return {"csrf_token": guard.csrf_token, "actor": g.get("actor"), "lang": g.get("lang", "en"),
+            "languages": i18n.LANGUAGES}  # fmt: skip
+
+
+# -- sign in -----------------------------------------------------------------------------------
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    target = _local_target(request.values.get("next", ""))
+    if g.actor is not None:
+        return redirect(target)
+    if request.method == "GET":
+        return render_template("console/sign_in.html", next=target)
+    if guard.sign_in(request.form.get("token", "")) is None:
+        current_app.logger.warning("console sign-in refused for %s", request.remote_addr)
+        return render_template("console/sign_in.html", next=target, refused=True), 401
+    return redirect(target)
+
+
+@bp.post("/sign-out")
+def sign_out():
+    guard.sign_out()
+    return redirect(url_for("console.sign_in"))
+
+
+def _local_target(target: str) -> str:
+    """Where to go after signing in: a console page of this site, never elsewhere."""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/console/") or "\\" in target:
+        return url_for("console.overview")
+    return target
+
+
+# -- overview ----------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def overview():
+    database_ok, counts, tags, events = True, None, [], []
+    try:
+        with _pool().connection() as conn:
+            counts = reports.store_counts(conn)
+            tags = reports.tag_distribution(conn)
+            events = _recent_events(conn)
+    except psycopg.OperationalError:
+        database_ok = False
+    chart = charts.horizontal_bars([(r["tag"], r["stores"]) for r in tags], i18n.gettext("Stores per tag"))
+    return render_template(
+        "console/overview.html", database_ok=database_ok, counts=counts, tags=tags, chart=chart, events=events
+    )
+
+
+def _recent_events(conn, ally_id: str | None = None) -> list[dict]:
+    """Credential attempts and store changes, newest first."""
+    events = [
+        {"at": row["at"], "actor": row["actor"], "ally_id": row["ally_id"], "kind": row["action"],
+         "outcome": row["outcome"], "detail": row["detail"] or ""}
+        for row in audit.attempts(conn, ally_id, limit=RECENT_EVENTS)
+    ] + [
+        {"at": row["changed_at"], "actor": row["actor"], "ally_id": row["store_id"], "kind": "store.change",
+         "outcome": "success", "detail": row["reason"]}
+        for row in stores.changes(conn, ally_id, limit=RECENT_EVENTS)
+    ]  # fmt: skip
+    return sorted(events, key=lambda event: event["at"], reverse=True)[:RECENT_EVENTS]
+
+
+# -- allies ------------------------------------------------------------------------------------
+
+
+@bp.get("/allies")
+def search():
+    text = request.args.get("q", "")
+    with _pool().connection() as conn:
+        found = stores.search(conn, text)
+    if len(found) == 1 and found[0]["id"] == text.strip().lower():
+        return redirect(url_for("console.ally", ally_id=found[0]["id"]))
+    return render_template("console/search.html", text=text, found=found)
+
+
+@bp.get("/allies/<ally_id>")
+def ally(ally_id: str):
+    ally_id = parse_ally_id(ally_id)
+    with _pool().connection() as conn:
+        store = _store(conn, ally_id)
+        events = _recent_events(conn, ally_id)
+        journal = stores.changes(conn, ally_id)
+    return render_template("console/ally.html", ally_id=ally_id, store=store, events=events, journal=journal)
+
+
+def _store(conn, ally_id: str) -> dict:
+    data = stores.get_store(conn, ally_id)
+    if data is None:
+        raise AllyNotFound(f"no store has id {ally_id}")
+    return stores.public_view(data)
+
+
+# -- case 2: the store fix, with a preview and an undo -----------------------------------------
+
+
+@bp.route("/allies/<ally_id>/fix", methods=["GET", "POST"])
+def fix(ally_id: str):
+    ally_id = parse_ally_id(ally_id)
+    if request.method == "GET":
+        with _pool().connection() as conn:
+            store = _store(conn, ally_id)
+        return render_template("console/fix.html", ally_id=ally_id, store=store, form={}, tags=TAGS)
+    form = {key: request.form.get(key, "").strip() for key in ("owner", "old_tag", "new_tag", "reason")}
+    change = _change(form)
+    reason = form["reason"] or f"console: {change.describe()}"
+    confirmed = request.form.get("step") == "apply"
+    _check_write_limit()
+    with _pool().connection() as conn:
+        outcome = stores.apply_change(
+            conn,
+            ally_id,
+            change,
+            reason=reason[: stores.MAX_REASON_CHARS],
+            dry_run=not confirmed,
+            actor=g.actor,
+        )
+        store = outcome.after if confirmed else _store(conn, ally_id)
+    template = "console/fixed.html" if confirmed else "console/fix.html"
+    return render_template(template, ally_id=ally_id, store=store, form=form, tags=TAGS, outcome=outcome,
+                           diff=_diff(outcome))  # fmt: skip
+
+
+def _change(form: dict) -> stores.Change:
+    old, new = form["old_tag"], form["new_tag"]
+    if bool(old) != bool(new):
+        raise Rejected("to replace a tag, choose both the tag to replace and its replacement")
+    change = stores.Change(owner=form["owner"] or None, replace_tags=((old, new),) if old else ())
+    if not change.touched_keys():
+        raise Rejected("nothing to change: give a new owner or a tag to replace")
+    return change
+
+
+def _diff(outcome: stores.Outcome) -> list[tuple[str, object, object]]:
+    keys = [key for key in outcome.after if outcome.before.get(key) != outcome.after.get(key)]
+    return [(key, outcome.before.get(key), outcome.after.get(key)) for key in keys]
+
+
+@bp.post("/allies/<ally_id>/undo")
+def undo(ally_id: str):
+    ally_id = parse_ally_id(ally_id)
+    _check_write_limit()
+    with _pool().connection() as conn:
+        outcome = stores.undo_last_change(conn, ally_id, actor=g.actor)
+    return render_template("console/fixed.html", ally_id=ally_id, store=outcome.after, outcome=outcome,
+                           diff=_diff(outcome), undone=True)  # fmt: skip
+
+
+# -- case 3: credentials, through the API's own path ------------------------------------------
+
+
+@bp.route("/allies/<ally_id>/credentials", methods=["GET", "POST"])
+def set_credentials(ally_id: str):
+    ally_id = parse_ally_id(ally_id)
+    with _pool().connection() as conn:
+        store = _store(conn, ally_id)
+    if request.method == "GET":
+        return render_template("console/credentials.html", ally_id=ally_id, store=store)
+    attempt = audit.Attempt(g.actor, ally_id, request.remote_addr, g.request_id)
+    username = request.form.get("username", "")
+    _check_write_limit()
+    try:
+        username, password = parse_body({"username": username, "password": request.form.get("password", "")})
+        with _pool().connection() as conn:
+            keyring = current_app.extensions["allies.keyring"]
+            credentials.set_credentials(conn, keyring, ally_id, username, password, attempt)
+    except Rejected as exc:
+        with _pool().connection() as conn:
+            audit.record(conn, attempt, "rejected", 400, exc.detail)
+        return render_template("console/credentials.html", ally_id=ally_id, store=store, username=username,
+                               problem=exc.detail), 400  # fmt: skip
+    return redirect(url_for("console.ally", ally_id=ally_id, saved="credentials"), code=303)
+
+
+# -- case 4: log triage ------------------------------------------------------------------------
+
+
+@bp.route("/triage", methods=["GET", "POST"])
+def log_triage():
+    server_log = current_app.extensions["allies.accesslog"].path
+    if request.method == "GET":
+        return render_template("console/triage.html", server_log=server_log)
+    with tempfile.TemporaryDirectory(prefix="allies-triage-") as folder:
+        if request.form.get("source") == "server":
+            path, name = server_log, str(server_log)
+        else:
+            upload = request.files.get("log")
+            if upload is None or not upload.filename:
+                raise Rejected("choose a log file to upload, or analyse the server's own log")
+            path, name = _unpacked(upload.stream, Path(folder) / "upload.log"), upload.filename
+        try:
+            report = triage.analyze([str(path)])
+        except triage.TriageError as exc:
+            raise Rejected(str(exc).replace(str(path), name)) from None
+    return render_template("console/triage_report.html", name=name, **_triage_view(report))
+
+
+def _unpacked(stream: IO[bytes], target: Path) -> Path:
+    """The upload as a plain file (gunzipped when it is gzip), at most UNPACKED_BYTES."""
+    head = stream.read(2)
+    stream.seek(0)
+    source = gzip.GzipFile(fileobj=stream) if head == b"\x1f\x8b" else stream
+    try:
+        with target.open("wb") as out:
+            while chunk := source.read(1024 * 1024):
+                if out.tell() + len(chunk) > UNPACKED_BYTES:
+                    raise Rejected(f"the log is over {UNPACKED_BYTES // 2**20} MiB once decompressed")
+                out.write(chunk)
+    except (OSError, EOFError, zlib.error):
+        raise Rejected("the upload is not a readable gzip file") from None
+    return target
+
+
+def _triage_view(report: triage.Report) -> dict:
+    affected = report.affected()
+    with _pool().connection() as conn:
+        records = remediation.lookup(conn, [stats.ally_id for stats in affected])
+    width, buckets = report.timeline.regrouped(TIMELINE_COLUMNS)
+    statuses = sorted({status for _, counts in buckets for status in counts})
+    colours = charts.status_colours(statuses)
+    columns = [(_time_label(start, width), counts) for start, counts in buckets]
+    api_url = request.host_url.rstrip("/")
+    plans = {s.ally_id: remediation.plan(s, records.get(s.ally_id), api_url) for s in report.still_affected()}
+    return {
+        "report": report,
+        "affected": affected,
+        "records": records,
+        "plans": dict(list(plans.items())[:PLANS_SHOWN]),
+        "bucket_minutes": width // 60,
+        "columns": columns,
+        "colours": colours,
+        "chart": charts.stacked_columns(
+            columns, colours, i18n.gettext("Failed requests over time, by status")
+        ),
+    }
+
+
+def _time_label(start: int, width: int) -> str:
+    moment = datetime.fromtimestamp(start, UTC)
+    return f"{moment:%Y-%m-%d}" if width >= 86400 else f"{moment:%m-%d %H:%M}"
+
+
+# -- shared --------------------------------------------------------------------------------------
+
+
+def _pool():
+    return current_app.extensions["allies.pool"]
+
+
+def _check_write_limit() -> None:
+    limiter = current_app.extensions["allies.limiter"]
+    wait = limiter.acquire(request.remote_addr or "-") if limiter else 0
+    if wait:
+        raise TooManyRequests(retry_after=int(ratelimit.retry_after(wait)))
+
+
+@bp.errorhandler(Rejected)
+def rejected(exc: Rejected):
+    status = 404 if isinstance(exc, AllyNotFound) else 400
+    return render_template("console/error.html", status=status, detail=exc.detail), status
+
+
+@bp.errorhandler(HTTPException)
+def http_error(exc: HTTPException):
+    status = exc.code or 500
+    kind = exc.description if isinstance(exc, guard.CsrfRefused) or exc.description == "loopback" else None
+    page = render_template("console/error.html", status=status, kind=kind, retry_after=exc.retry_after
+                           if isinstance(exc, TooManyRequests) else None)  # fmt: skip
+    return page, status
+
+
+@bp.errorhandler(psycopg.OperationalError)
+def database_unavailable(exc: psycopg.OperationalError):
+    current_app.logger.warning(
+        "database unavailable (%s) in console request %s", type(exc).__name__, g.request_id
+    )
+    return render_template("console/error.html", status=503, kind="database"), 503, {"Retry-After": "5"}
+
+
+@bp.errorhandler(Exception)
+def unexpected(exc: Exception):
+    current_app.logger.error("unhandled %s in console request %s", type(exc).__name__, g.request_id)
+    return render_template("console/error.html", status=500), 500
