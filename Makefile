@@ -6,7 +6,7 @@ PORT ?= 4000
 ALLIES_HOME ?= ./.allies
 export DB_PORT ALLIES_HOME
 
-.PHONY: run test test-slow check lint format install clean bench bench-triage fuzz docker-test docs
+.PHONY: run test test-slow check lint format install clean bench bench-triage fuzz docker-test docs screenshots
 
 $(BIN)/allies: pyproject.toml src/allies/_logscan.c  # the C core is compiled at install
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ docker-test: $(BIN)/allies ## The Docker section of docs/operations.md, run on c
 
 docs: $(BIN)/allies ## Regenerate the reference of docs/cli.md from the commands' --help.
 	$(BIN)/python tests/cli_reference.py
+
+screenshots: $(BIN)/allies ## Regenerate docs/console/*.png: the console's pages in headless Chromium (Debian's chromium).
+	$(BIN)/python tests/console_screenshots.py
 
 bench: $(BIN)/allies ## API (full vs bare-bones app, wrk), database (1 M stores), triage: table + docs/benchmarks.md.
 	$(BIN)/python bench/bench.py

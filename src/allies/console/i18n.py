@@ -191,4 +191,7 @@ SPANISH = {
     "error": "error",
 }
 
-CATALOGS = {"es": SPANISH}
+# English needs words only for the values shown translated.
+ENGLISH = {"credentials.set": "credentials", "store.change": "store change", "rate_limited": "rate limited"}
+
+CATALOGS = {"en": ENGLISH, "es": SPANISH}
