@@ -23,6 +23,7 @@ from conftest import (
 from test_triage import B, known_log
 
 from allies.console import guard, i18n, views
+from allies.ratelimit import Limit
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 HOSTILE_ID = "<em>hostile&amp;\"'"
@@ -221,6 +222,22 @@ def test_a_fix_with_nothing_to_do_says_why_and_writes_nothing(console, conn, for
     assert store_data(conn, YOUNG_WOLF) == before
     unknown = console.post("/console/allies/no-such-store/fix", data={"csrf_token": token, "owner": "x"})
     assert unknown.status_code == 404 and "no store has id no-such-store" in text_of(unknown)
+
+
+def test_the_write_rate_limit_applies_to_the_consoles_writes(settings, conn):
+    app = make_app(replace(settings, write_rate_limit=Limit.parse("2/minute")))
+    try:
+        client = app.test_client()
+        path = f"/console/allies/{YOUNG_WOLF}/fix"
+        token = csrf_of(client, path)
+        form = {"csrf_token": token, "owner": "Old-Wolf", "step": "apply"}
+        assert [client.post(path, data=form).status_code for _ in range(2)] == [200, 200]
+        limited = client.post(path, data={**form, "owner": "Someone-Else"})
+        assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+        assert "Too many changes from this address" in text_of(limited)
+        assert store_data(conn, YOUNG_WOLF)["brand_owner"] == "Old-Wolf"
+    finally:
+        app.extensions["allies.pool"].close()
 
 
 # -- case 3 -----------------------------------------------------------------------------------

@@ -34,7 +34,15 @@ CONTENT_SECURITY_POLICY = (
 
 
 class CsrfRefused(BadRequest):
-    description = "csrf"
+    """A POST without its form's CSRF token."""
+
+    kind = "csrf"  # the error page's explanation
+
+
+class NotThisMachine(Forbidden):
+    """Without tokens, a visitor that is not a browser on this machine."""
+
+    kind = "loopback"
 
 
 class ConsoleSessions(SecureCookieSessionInterface):
@@ -63,7 +71,7 @@ def identify_visitor() -> None:
     tokens = current_app.extensions["allies.tokens"]
     if not tokens:
         if not (auth.is_loopback(request.remote_addr or "") and auth.is_loopback(_host_name(request.host))):
-            raise Forbidden("loopback")
+            raise NotThisMachine()
         g.actor = auth.LOCAL_ACTOR
         return
     name = session.get("actor")

@@ -334,11 +334,11 @@ def rejected(exc: Rejected):
 
 @bp.errorhandler(HTTPException)
 def http_error(exc: HTTPException):
-    status = exc.code or 500
-    kind = exc.description if isinstance(exc, guard.CsrfRefused) or exc.description == "loopback" else None
-    page = render_template("console/error.html", status=status, kind=kind, retry_after=exc.retry_after
-                           if isinstance(exc, TooManyRequests) else None)  # fmt: skip
-    return page, status
+    status, retry_after = exc.code or 500, getattr(exc, "retry_after", None)
+    page = render_template(
+        "console/error.html", status=status, kind=getattr(exc, "kind", None), retry_after=retry_after
+    )
+    return page, status, {"Retry-After": str(retry_after)} if retry_after else {}
 
 
 @bp.errorhandler(psycopg.OperationalError)
