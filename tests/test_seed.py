@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from conftest import BARNES, YOUNG_WOLF
 
-from allies import db, seed
+from allies import db, seed, stores
 
 
 def empty_db(fresh_database) -> psycopg.Connection:
@@ -35,7 +35,7 @@ def test_generated_stores_have_the_original_shape(conn):
         }  # fmt: skip
         tags = data["tags"]
         assert set(tags) == {"tag1", "tag2", "tag3"}
-        assert len(set(tags.values())) == 3 and set(tags.values()) <= set(seed.TAG_NAMES)
+        assert len(set(tags.values())) == 3 and set(tags.values()) <= set(stores.TAG_NAMES)
         assert 1.5 <= data["discount"] <= 99.9 and round(data["discount"], 1) == data["discount"]
         assert 0 <= data["minAmount"] <= 10 and 50 <= data["maxAmount"] <= 100
         assert data["credentials"] is None

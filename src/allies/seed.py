@@ -10,17 +10,8 @@ from collections.abc import Callable, Iterator
 import psycopg
 from faker import Faker
 
-TAG_NAMES = (
-    "finanzas",
-    "tecnologia",
-    "ropa",
-    "apparel",
-    "movilidad",
-    "belleza",
-    "hogar",
-    "desportes",
-    "educacion",
-)
+from .stores import TAG_NAMES
+
 DEFAULT_COUNT = 300
 RANDOM_SEED = 20231102
 # Faker is slow per call; drawing from pools of its names keeps a million rows fast.

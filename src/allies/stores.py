@@ -17,6 +17,19 @@ from psycopg.types.json import Jsonb
 
 from .validation import UUID_PATTERN, AllyNotFound
 
+# The tags stores are drawn from (the original challenge's list, its spelling kept: "desportes").
+TAG_NAMES = (
+    "finanzas",
+    "tecnologia",
+    "ropa",
+    "apparel",
+    "movilidad",
+    "belleza",
+    "hogar",
+    "desportes",
+    "educacion",
+)
+
 SELECT = "SELECT data::jsonb FROM stores WHERE id = %s"
 # Locks the row first: a concurrent credentials write waits, then applies on top of this change.
 SELECT_FOR_UPDATE = SELECT + " FOR UPDATE"

@@ -1,5 +1,6 @@
 """The console's pages. Each view reads the form, calls the domain function the CLI and the API
-call, and renders a template; failures are exceptions rendered as an error page (`failed`)."""
+call, and renders a template; failures are exceptions, rendered as an error page by the handlers
+at the end."""
 
 from __future__ import annotations
 
@@ -23,17 +24,6 @@ bp = Blueprint(
     "console", __name__, url_prefix="/console", template_folder="templates", static_folder="static"
 )
 
-TAGS = (
-    "finanzas",
-    "tecnologia",
-    "ropa",
-    "apparel",
-    "movilidad",
-    "belleza",
-    "hogar",
-    "desportes",
-    "educacion",
-)
 RECENT_EVENTS = 12
 UPLOAD_BYTES = 64 * 1024 * 1024  # an uploaded log, as sent (a gzip file counts compressed)
 UNPACKED_BYTES = 1024 * 1024 * 1024  # ...and once decompressed: a small gzip can unpack to far more
@@ -67,7 +57,7 @@ def finish(response):
 @bp.app_context_processor
 def page_helpers() -> dict:
     return {"csrf_token": guard.csrf_token, "actor": g.get("actor"), "lang": g.get("lang", "en"),
-            "languages": i18n.LANGUAGES}  # fmt: skip
+            "languages": i18n.LANGUAGES, "tag_names": stores.TAG_NAMES}  # fmt: skip
 
 
 # -- sign in -----------------------------------------------------------------------------------
@@ -172,7 +162,7 @@ def fix(ally_id: str):
     if request.method == "GET":
         with _pool().connection() as conn:
             store = _store(conn, ally_id)
-        return render_template("console/fix.html", ally_id=ally_id, store=store, form={}, tags=TAGS)
+        return render_template("console/fix.html", ally_id=ally_id, store=store, form={})
     form = {key: request.form.get(key, "").strip() for key in ("owner", "old_tag", "new_tag", "reason")}
     change = _change(form)
     reason = form["reason"] or f"console: {change.describe()}"
@@ -189,7 +179,7 @@ def fix(ally_id: str):
         )
         store = outcome.after if confirmed else _store(conn, ally_id)
     template = "console/fixed.html" if confirmed else "console/fix.html"
-    return render_template(template, ally_id=ally_id, store=store, form=form, tags=TAGS, outcome=outcome,
+    return render_template(template, ally_id=ally_id, store=store, form=form, outcome=outcome,
                            diff=_diff(outcome))  # fmt: skip
 
 
