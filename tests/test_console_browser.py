@@ -45,7 +45,10 @@ def page(browser, served_app):
     problems: list[str] = []
     tab.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
     tab.on("pageerror", lambda error: problems.append(str(error)))
-    tab.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
+    tab.on(
+        "requestfailed",  # a load cut short by the next navigation (ERR_ABORTED) is no failure
+        lambda request: None if "ERR_ABORTED" in (request.failure or "") else problems.append(request.url),
+    )
     tab.problems = problems  # a test expecting a refusal takes its message out
     yield tab
     context.close()
@@ -148,6 +151,47 @@ def test_keyboard_first_the_skip_link_then_the_content(page):
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/console/allies\?q=Young-Wolf$"))
     assert YOUNG_WOLF in page.inner_text("#results")
+
+
+# Every element holding text: its colour against the first opaque background behind it, by the
+# WCAG 2 formula (relative luminance); large text (24 px, or 18.66 px bold) needs 3:1, the rest 4.5:1.
+LOW_CONTRAST = """() => {
+  const rgb = (text) => text.match(/[0-9.]+/g).map(Number);
+  const luminance = ([r, g, b]) => {
+    const linear = (c) => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+  };
+  const background = (element) => {
+    for (let e = element; e; e = e.parentElement) {
+      const colour = rgb(getComputedStyle(e).backgroundColor);
+      if (colour.length < 4 || colour[3] > 0) return colour.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const element of document.querySelectorAll("body *")) {
+    const ownText = [...element.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!ownText || !element.getClientRects().length) continue;
+    const style = getComputedStyle(element);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight) >= 700;
+    const fill = element instanceof SVGElement ? style.fill : style.color;
+    const [a, b] = [luminance(rgb(fill)), luminance(background(element))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < needed) low.push(`${element.tagName} "${element.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+  }
+  return low;
+}"""
+
+
+def test_every_text_has_enough_contrast(page):
+    page.goto("/console/triage")
+    page.set_input_files("#log", EXAMPLE_LOG)
+    page.click("#upload")
+    assert page.evaluate(LOW_CONTRAST) == []  # the report: figures, chart labels, states
+    for path in PAGES:
+        page.goto(path)
+        assert page.evaluate(LOW_CONTRAST) == [], path
 
 
 def test_a_phone_width_needs_no_sideways_scrolling(page):
