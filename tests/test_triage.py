@@ -113,7 +113,7 @@ def test_known_lines_give_exactly_the_known_answers(tmp_path):
 
 def test_the_timeline_counts_failed_requests_by_minute_and_status(tmp_path):
     lines, truth = known_log()
-    report = triage.analyze([write(tmp_path / "a.log", lines)])
+    report = triage.analyze([write(tmp_path / "a.log", lines)], timeline=True)
     failures = report.to_dict()["failures_over_time"]
     at = {n: (START + timedelta(minutes=n)).astimezone(UTC).isoformat() for n in range(10)}
     assert failures["bucket_seconds"] == 60
@@ -121,16 +121,28 @@ def test_the_timeline_counts_failed_requests_by_minute_and_status(tmp_path):
         (at[1], 500, 1), (at[3], 404, 1), (at[4], 503, 1), (at[5], 400, 1), (at[7], 404, 1), (at[9], 500, 1)
     ]  # fmt: skip
     assert len(failures["failures"]) == truth["failed_requests"]
+    assert "failures_over_time" not in triage.analyze([write(tmp_path / "a.log", lines)]).to_dict()
     assert report.timeline.regrouped(max_buckets=2)[0] == 300  # 15:01-15:09 UTC: 15:00 and 15:05
     width, buckets = report.timeline.regrouped(max_buckets=1)
     assert (width, [counts for _, counts in buckets]) == (900, [{400: 1, 404: 2, 500: 2, 503: 1}])
+
+
+def test_the_cli_adds_the_timeline_to_its_json_when_asked(tmp_path):
+    path = write(tmp_path / "a.log", known_log()[0])
+    plain = json.loads(CliRunner().invoke(main, ["logs", "triage", path, "--json"]).stdout)
+    asked = json.loads(CliRunner().invoke(main, ["logs", "triage", path, "--json", "--timeline"]).stdout)
+    assert (
+        "failures_over_time" not in plain
+        and {k: v for k, v in asked.items() if k != "failures_over_time"} == plain
+    )
+    assert len(asked["failures_over_time"]["failures"]) == 6
 
 
 def test_the_timeline_widens_its_buckets_to_stay_bounded(tmp_path, monkeypatch):
     """A log spanning years keeps a bounded timeline: its buckets widen, its counts stay exact."""
     monkeypatch.setattr(triage, "TIMELINE_MAX_POINTS", 50)
     lines = [common(minute * 97, "GET", "/x", 500 + minute % 4) for minute in range(3_000)]
-    report = triage.analyze([write(tmp_path / "long.log", lines)])
+    report = triage.analyze([write(tmp_path / "long.log", lines)], timeline=True)
     timeline = report.timeline
     assert len(timeline.counts) <= 50 and timeline.bucket_seconds > 86400
     assert timeline.counts.total() == report.failed_requests == 3_000
@@ -277,10 +289,14 @@ def test_many_blocks_in_several_threads_give_the_same_answer(tmp_path, monkeypat
             lines.append("garbage")
     path = write(tmp_path / "big.log", lines)
     monkeypatch.setattr(triage, "CHUNK_BYTES", 64 * 1024)  # many ranges, several workers
-    parallel = triage.analyze([path], workers=2)
-    single = triage.analyze([path], workers=1)
+    parallel = triage.analyze([path], workers=2, timeline=True)
+    single = triage.analyze([path], workers=1, timeline=True)
     assert parallel.to_dict() == single.to_dict()
-    assert triage.analyze([path], workers=3).to_dict() == single.to_dict()
+    assert triage.analyze([path], workers=3, timeline=True).to_dict() == single.to_dict()
+    assert (
+        sum(f["requests"] for f in single.to_dict()["failures_over_time"]["failures"])
+        == single.failed_requests
+    )
     assert parallel.to_dict()["statuses"] == dict(sorted(expected.items()))
     assert parallel.total_lines == len(lines)
     assert parallel.malformed == lines.count("garbage")
@@ -446,9 +462,9 @@ def test_the_scanning_core_reads_exactly_the_plain_grammar():
                 [line[:at] + edge + line[at + 1 :], line[:at] + edge + line[at:], line[:at] + line[at + 1 :]]
             )
         lines.append(line.replace(b"\n", b""))
-    count, statuses, others, allies, failures = _logscan.scan(
-        b"\n".join(lines) + b"\n", 1 << 20, -(2**62), 2**62, False, 3
-    )
+    block = b"\n".join(lines) + b"\n"
+    count, statuses, others, allies, failures = _logscan.scan(block, 1 << 20, -(2**62), 2**62, False, 3, True)
+    assert _logscan.scan(block, 1 << 20, -(2**62), 2**62, False, 3, False)[4] == {}  # not asked for
     not_plain = {index for index, _, _ in others}
     expected = Counter(int(line.split(b'" ')[1][:3]) for line in lines if plain.match(line))
     assert count == len(lines)

@@ -2,8 +2,8 @@
    where the few lines Python must read are (the lines that are not plain), and, for each ally id
    the plain lines request on the ally endpoint, its counts (a small hash table per block). One
    pass over the bytes, without the GIL; memory grows with the distinct ids, clients and methods,
-   not with the lines. It also counts the failed requests (status 400 and up) by minute and status:
-   the report's timeline.
+   not with the lines. When asked, it also counts the failed requests (status 400 and up) by minute
+   and status: the report's timeline.
 
    "Plain" is exactly allies.logparse.PLAIN (kept in step by tests/test_triage.py's differential
    tests): Apache common/combined, the original log's quirks (`- 0500`, an extra field after the
@@ -351,7 +351,7 @@ typedef struct {
 } Scan;
 
 static int scan_block(const char *data, ssize_t size, ssize_t max_line, int64_t since, int64_t until,
-                      int any_endpoint, ssize_t max_clients, Scan *out) {
+                      int any_endpoint, ssize_t max_clients, int timeline, Scan *out) {
     const char *p = data, *stop = data + size;
     ssize_t index = 0;
     while (p < stop) {
@@ -365,7 +365,7 @@ static int scan_block(const char *data, ssize_t size, ssize_t max_line, int64_t 
             if (push(&out->others, line) < 0) return -1;
         } else if (epoch >= since && epoch <= until) {
             out->counts[status]++;
-            if (status >= 400 && count_failure(&out->failures, epoch, status) < 0) return -1;
+            if (timeline && status >= 400 && count_failure(&out->failures, epoch, status) < 0) return -1;
             const char *method_end, *ally, *ally_end;
             if (endpoint(request, request_end, any_endpoint, &method_end, &ally, &ally_end)) {
                 line.status = status;
@@ -479,7 +479,7 @@ static PyObject *timeline_dict(const Timeline *t) { /* {(minute, status): failur
 }
 
 PyDoc_STRVAR(scan_doc,
-             "scan(block, max_line_bytes, since, until, any_endpoint, max_clients)\n"
+             "scan(block, max_line_bytes, since, until, any_endpoint, max_clients, timeline)\n"
              "-> (lines, statuses, others, allies, failures)\n\n"
              "block: whole lines, each ending with a newline. since/until: UTC epoch seconds bounding the\n"
              "plain lines counted. statuses: {status: count} of the plain lines in the window. others:\n"
@@ -488,16 +488,17 @@ PyDoc_STRVAR(scan_doc,
              "any_endpoint, anything under /allies/<id>): (id, requests, failures, {status: failures},\n"
              "{method: failures}, first failure, last failure (UTC seconds or None), [(line index, client)\n"
              "of the first max_clients distinct clients of its failures], latest request's time, its line\n"
-             "index, ok). failures: {(minute, status): count} of the plain lines in the window with a\n"
-             "status of 400 and up (minute: UTC epoch seconds // 60).");
+             "index, ok). failures (empty unless timeline): {(minute, status): count} of the plain lines\n"
+             "in the window with a status of 400 and up (minute: UTC epoch seconds // 60).");
 
 static PyObject *scan(PyObject *module, PyObject *args) {
     Py_buffer block;
     ssize_t max_line;
     long long since, until;
-    int any_endpoint;
+    int any_endpoint, timeline;
     ssize_t max_clients;
-    if (!PyArg_ParseTuple(args, "y*nLLpn", &block, &max_line, &since, &until, &any_endpoint, &max_clients))
+    if (!PyArg_ParseTuple(args, "y*nLLpnp", &block, &max_line, &since, &until, &any_endpoint, &max_clients,
+                          &timeline))
         return NULL;
     Scan *out = calloc(1, sizeof(Scan));
     if (out == NULL) {
@@ -506,7 +507,7 @@ static PyObject *scan(PyObject *module, PyObject *args) {
     }
     int failed;
     Py_BEGIN_ALLOW_THREADS
-    failed = scan_block(block.buf, block.len, max_line, since, until, any_endpoint, max_clients, out);
+    failed = scan_block(block.buf, block.len, max_line, since, until, any_endpoint, max_clients, timeline, out);
     Py_END_ALLOW_THREADS
     PyObject *result = NULL, *statuses = NULL, *others = NULL, *allies = NULL, *failures = NULL;
     if (failed) {

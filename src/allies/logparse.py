@@ -109,17 +109,20 @@ class BlockResult:
     statuses: Counter = field(default_factory=Counter)
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (index in the block, text)
     allies: list[AllyCounts] = field(default_factory=list)
-    failures: Counter = field(default_factory=Counter)  # (minute, status) -> failed requests
+    failures: dict = field(default_factory=dict)  # (minute, status) -> failed requests, when asked
 
 
-def analyze_block(block: bytes, window: Window, all_endpoints: bool = False) -> BlockResult:
+def analyze_block(
+    block: bytes, window: Window, all_endpoints: bool = False, timeline: bool = False
+) -> BlockResult:
     """What one block of whole lines (each ending with a newline) says; the requests to the ally
-    endpoint are those to /allies/<id>/credentials, or with `all_endpoints` to /allies/<id>/..."""
+    endpoint are those to /allies/<id>/credentials, or with `all_endpoints` to /allies/<id>/...;
+    with `timeline`, the failed requests by minute and status too."""
     since, until = window.bounds()
     lines, statuses, others, allies, failures = _logscan.scan(
-        block, MAX_LINE_BYTES, since, until, all_endpoints, MAX_CLIENTS_LISTED
+        block, MAX_LINE_BYTES, since, until, all_endpoints, MAX_CLIENTS_LISTED, timeline
     )
-    result = BlockResult(lines, lines, 0, Counter(statuses), [], allies, Counter(failures))
+    result = BlockResult(lines, lines, 0, Counter(statuses), [], allies, failures)
     request = _ALL_ENDPOINTS if all_endpoints else _CREDENTIALS_ENDPOINT
     for index, start, end in others:
         text = _text(block, start, end)
@@ -130,8 +133,9 @@ def analyze_block(block: bytes, window: Window, all_endpoints: bool = False) -> 
                 result.malformed.append((index, text))
         elif since <= found.epoch <= until:
             result.statuses[found.status] += 1
-            if found.status >= 400:
-                result.failures[found.epoch // 60, found.status] += 1
+            if timeline and found.status >= 400:
+                key = (found.epoch // 60, found.status)
+                failures[key] = failures.get(key, 0) + 1
             if "/allies/" in text and (fields := request.match(text)):
                 result.allies.append(_one_request(index, found, *fields.group("ally", "method", "host")))
     result.in_window = result.statuses.total()

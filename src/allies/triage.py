@@ -8,6 +8,7 @@ merged in input order, so at most `workers + 1` blocks are in memory whatever th
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import math
@@ -15,7 +16,7 @@ import os
 import sys
 import zlib
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -123,10 +124,13 @@ class Timeline:
     bucket_seconds: int = 60
     counts: Counter = field(default_factory=Counter)  # (bucket start, UTC seconds; status) -> requests
 
-    def add(self, per_minute: Counter) -> None:
+    def add(self, per_minute: dict) -> None:
         """A block's {(minute, status): failures}, the minute as UTC seconds // 60."""
-        for (minute, status), n in per_minute.items():
-            self.counts[self._bucket(minute * 60), status] += n
+        counts, width = self.counts, self.bucket_seconds
+        for (minute, status), n in per_minute.items():  # the timeline's hot loop: kept plain
+            start = minute * 60
+            key = (start - start % width, status)
+            counts[key] = counts.get(key, 0) + n
         while len(self.counts) > TIMELINE_MAX_POINTS:
             self._widen()
 
@@ -252,10 +256,6 @@ class StreamBlock:
         return data
 
 
-def _run_task(task: RangeTask | StreamBlock, window: Window, all_endpoints: bool) -> logparse.BlockResult:
-    return logparse.analyze_block(task.read(), window, all_endpoints)
-
-
 def _open_input(path: str, stack: ExitStack) -> tuple[BinaryIO, bool]:
     """(stream, is_plain_file), closed with `stack`; gzip is recognised by its magic bytes."""
     try:
@@ -320,7 +320,7 @@ class Report:
     malformed_samples: list[dict] = field(default_factory=list)
     allies: dict[str, AllyStats] = field(default_factory=dict)
     all_endpoints: bool = False
-    timeline: Timeline = field(default_factory=Timeline)
+    timeline: Timeline | None = None  # asked for: analyze(..., timeline=True)
 
     @property
     def malformed(self) -> int:
@@ -369,7 +369,7 @@ class Report:
             "failed_credential_requests": self.failed_credential_requests,
             "affected_allies": [stats.to_dict() for stats in self.affected()],
             "still_affected": len(self.still_affected()),
-            "failures_over_time": self.timeline.to_dict(),
+            **({"failures_over_time": self.timeline.to_dict()} if self.timeline else {}),
         }
 
     def merge(self, file_index: int, first_line: int, block: logparse.BlockResult) -> None:
@@ -378,7 +378,8 @@ class Report:
         self.parsed += block.parsed
         self.in_window += block.in_window
         self.statuses.update(block.statuses)
-        self.timeline.add(block.failures)
+        if self.timeline is not None:
+            self.timeline.add(block.failures)
         room = logparse.MALFORMED_SAMPLES - len(self.malformed_samples)
         for index, text in block.malformed[:room]:
             self.malformed_samples.append(
@@ -402,10 +403,15 @@ def analyze(
     window: Window | None = None,
     all_endpoints: bool = False,
     workers: int | None = None,
+    timeline: bool = False,
 ) -> Report:
-    """Read every log in `paths` (`-` is stdin) and build the report."""
+    """Read every log in `paths` (`-` is stdin) and build the report; with `timeline`, the failed
+    requests over time too (a cost per failed request, so only when asked)."""
     window = window or Window()
-    report = Report(window=window, all_endpoints=all_endpoints)
+    report = Report(window=window, all_endpoints=all_endpoints, timeline=Timeline() if timeline else None)
+    scan = functools.partial(
+        logparse.analyze_block, window=window, all_endpoints=all_endpoints, timeline=timeline
+    )
     # One thread more than CPUs: while one waits for its read or the GIL, the CPUs stay busy.
     workers = workers or len(os.sched_getaffinity(0)) + 1
     jobs = ((i, task) for i, path in enumerate(paths) for task in _with_file(report, i, path))
@@ -413,9 +419,9 @@ def analyze(
     jobs = chain(head, jobs)
     if len(head) < 2 or workers == 1:  # a single block: not worth starting threads
         for file_index, task in jobs:
-            _merge(report, file_index, _run_task(task, window, all_endpoints))
+            _merge(report, file_index, scan(task.read()))
     else:
-        _run_parallel(report, jobs, window, all_endpoints, workers)
+        _run_parallel(report, jobs, scan, workers)
     return report
 
 
@@ -430,12 +436,12 @@ def _merge(report: Report, file_index: int, block: logparse.BlockResult) -> None
     entry["lines"] += block.lines
 
 
-def _run_parallel(report: Report, jobs: Iterable, window: Window, all_endpoints: bool, workers: int) -> None:
+def _run_parallel(report: Report, jobs: Iterable, scan: Callable, workers: int) -> None:
     """Blocks analysed in threads, merged in input order; at most `workers + 1` in memory at once."""
     pending: deque[tuple[int, Future]] = deque()
     with ThreadPoolExecutor(workers) as pool:
         for file_index, task in jobs:
-            pending.append((file_index, pool.submit(_run_task, task, window, all_endpoints)))
+            pending.append((file_index, pool.submit(lambda task=task: scan(task.read()))))
             if len(pending) > workers:
                 index, future = pending.popleft()
                 _merge(report, index, future.result())

@@ -24,6 +24,11 @@ def logs_group() -> None:
 @logs_group.command("triage")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--timeline",
+    is_flag=True,
+    help="With --json: add failures_over_time (failed requests by minute and status).",
+)
 @click.option("--since", help="Only requests at or after this time (ISO 8601; no zone: UTC).")
 @click.option("--until", help="Only requests at or before this time.")
 @click.option(
@@ -38,6 +43,7 @@ def logs_group() -> None:
 def triage_command(
     paths: tuple[str, ...],
     as_json: bool,
+    timeline: bool,
     since: str | None,
     until: str | None,
     all_endpoints: bool,
@@ -61,7 +67,7 @@ def triage_command(
     """
     window = triage.Window(parse_time(since) if since else None, parse_time(until) if until else None)
     try:
-        report = triage.analyze(paths, window, all_endpoints)
+        report = triage.analyze(paths, window, all_endpoints, timeline=timeline and as_json)
     except triage.TriageError as exc:
         raise InputError(str(exc)) from None
     url = db_url or settings().database_url

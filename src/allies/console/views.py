@@ -251,7 +251,7 @@ def log_triage():
                 raise Rejected("choose a log file to upload, or analyse the server's own log")
             path, name = _unpacked(upload.stream, Path(folder) / "upload.log"), upload.filename
         try:
-            report = triage.analyze([str(path)])
+            report = triage.analyze([str(path)], timeline=True)
         except triage.TriageError as exc:
             raise Rejected(str(exc).replace(str(path), name)) from None
     return render_template("console/triage_report.html", name=name, **_triage_view(report))
