@@ -157,6 +157,14 @@ def test_after_signing_in_the_console_never_sends_anyone_elsewhere(secured_app, 
     assert signed.headers["Location"] == "/console/"
 
 
+def test_an_unknown_console_path_gets_the_consoles_page_and_the_api_keeps_its_json(console):
+    page = console.get("/console/no-such-page", headers={"Accept-Language": "es"})
+    assert page.status_code == 404 and "Esa página no existe." in text_of(page)
+    assert page.headers["Content-Security-Policy"] == guard.CONTENT_SECURITY_POLICY
+    api = console.get("/allies/x/no-such-endpoint")
+    assert api.status_code == 404 and api.get_json() == {"message": "Not found"}
+
+
 # -- CSRF -------------------------------------------------------------------------------------
 
 

@@ -21,3 +21,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["utc"] = UTC
     app.jinja_env.tests["valid_ally_id"] = is_valid_ally_id  # only those get a link to their page
     app.register_blueprint(views.bp)
+    app.register_error_handler(404, views.page_not_found)

@@ -13,10 +13,10 @@ from typing import IO
 from urllib.parse import urlsplit
 
 import psycopg
-from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
-from werkzeug.exceptions import HTTPException, TooManyRequests
+from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException, NotFound, TooManyRequests
 
-from .. import audit, credentials, ratelimit, remediation, reports, stores, triage
+from .. import audit, credentials, errors, ratelimit, remediation, reports, stores, triage
 from ..validation import AllyNotFound, Rejected, parse_ally_id, parse_body
 from . import charts, guard, i18n
 
@@ -329,6 +329,16 @@ def http_error(exc: HTTPException):
         "console/error.html", status=status, kind=getattr(exc, "kind", None), retry_after=retry_after
     )
     return page, status, {"Retry-After": str(retry_after)} if retry_after else {}
+
+
+def page_not_found(exc: NotFound):
+    """A path nothing routes: under /console/, the console's page (Flask answers these before any
+    blueprint is chosen, so this is an app-wide handler); elsewhere, the API's JSON as before."""
+    if not request.path.startswith(bp.url_prefix + "/"):
+        return errors.render_http_error(exc)
+    g.lang = i18n.choose_language()
+    response = make_response(render_template("console/error.html", status=404), 404)
+    return guard.secure_headers(response)
 
 
 @bp.errorhandler(psycopg.OperationalError)
