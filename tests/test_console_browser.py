@@ -221,8 +221,10 @@ def test_reading_works_with_javascript_off(browser, served_app):
     context.close()
 
 
-def test_with_tokens_the_console_asks_once_and_keeps_an_httponly_strict_cookie(browser, serve):
+def test_with_tokens_the_console_asks_once_and_keeps_an_httponly_strict_cookie(browser, serve, tmp_path):
     base = serve(ALLIES_API_TOKENS=",".join(f"{name}:{token}" for name, token in TOKENS.items()))
+    said = (tmp_path / f"serve-{base.rsplit(':', 1)[1]}.out").read_text()
+    assert f"allies: the support console is at {base}/console/" in said  # where to go, on start
     context = browser.new_context(base_url=base)
     tab = context.new_page()
     tab.goto(f"/console/allies/{BARNES}")

@@ -69,6 +69,7 @@ def serve(
     resolved = replace(config, database_url=url, keyring=keyring)
     access = f"tokens of {', '.join(sorted(tokens))}" if tokens else "no authentication"
     click.echo(f"allies: serving on http://{host}:{port} ({access})", err=True)
+    click.echo(f"allies: the support console is at http://{host}:{port}/console/", err=True)
     try:
         if dev:
             server.run_dev(resolved, host, port)
