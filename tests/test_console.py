@@ -8,6 +8,7 @@ import gzip
 import re
 from dataclasses import replace
 
+import flask
 import jinja2
 import pytest
 from conftest import (
@@ -20,6 +21,7 @@ from conftest import (
     make_app,
     stored_credentials,
 )
+from flask.sessions import NullSession
 from test_triage import B, known_log
 
 from allies.console import guard, i18n, views
@@ -163,6 +165,14 @@ def test_an_unknown_console_path_gets_the_consoles_page_and_the_api_keeps_its_js
     assert page.headers["Content-Security-Policy"] == guard.CONTENT_SECURITY_POLICY
     api = console.get("/allies/x/no-such-endpoint")
     assert api.status_code == 404 and api.get_json() == {"message": "Not found"}
+
+
+def test_only_the_console_has_sessions(app):
+    """The API's requests neither read the console's cookie nor build a signer (a per-request cost)."""
+    with app.test_request_context("/allies/x/credentials", headers={"Cookie": "allies_console=x"}):
+        assert isinstance(flask.session._get_current_object(), NullSession)
+    with app.test_request_context("/console/"):
+        assert not isinstance(flask.session._get_current_object(), NullSession)
 
 
 # -- CSRF -------------------------------------------------------------------------------------

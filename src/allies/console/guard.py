@@ -46,7 +46,13 @@ class NotThisMachine(Forbidden):
 
 
 class ConsoleSessions(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, marked Secure when the request came over HTTPS."""
+    """Flask's signed-cookie session for the console's pages, marked Secure when the request came
+    over HTTPS. The API has no session: its requests neither read the cookie nor build a signer."""
+
+    def open_session(self, app: Flask, request):
+        if not request.path.startswith("/console/"):
+            return None  # Flask then gives the request a null session
+        return super().open_session(app, request)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure
