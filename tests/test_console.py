@@ -146,6 +146,22 @@ def test_a_session_ends_when_its_token_changes(secured_app, settings):
         rotated.extensions["allies.pool"].close()
 
 
+def test_guessing_tokens_is_held_by_the_write_rate_limit(settings):
+    app = make_app(replace(settings, api_tokens=TOKENS, write_rate_limit=Limit.parse("3/minute")))
+    try:
+        client = app.test_client()
+        token = csrf_of(client, "/console/sign-in")
+        guesses = [
+            client.post("/console/sign-in", data={"csrf_token": token, "token": f"guess-{n:016d}"})
+            for n in range(4)
+        ]
+        assert [guess.status_code for guess in guesses] == [401, 401, 401, 429]
+        right = client.post("/console/sign-in", data={"csrf_token": token, "token": TOKENS["ana"]})
+        assert right.status_code == 429  # even the right one waits: the limit counts attempts
+    finally:
+        app.extensions["allies.pool"].close()
+
+
 @pytest.mark.parametrize(
     "target",
     ["https://attacker.example/", "//attacker.example/console/", "/console\\@attacker.example", "/health"],

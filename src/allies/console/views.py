@@ -70,6 +70,7 @@ def sign_in():
         return redirect(target)
     if request.method == "GET":
         return render_template("console/sign_in.html", next=target)
+    _check_write_limit()  # as for the API's writes, before the token is checked: guessing is limited too
     if guard.sign_in(request.form.get("token", "")) is None:
         current_app.logger.warning("console sign-in refused for %s", request.remote_addr)
         return render_template("console/sign_in.html", next=target, refused=True), 401
