@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
+
+from conftest import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "console"
@@ -79,24 +78,6 @@ def take(browser, base_url: str, out: Path) -> list[Path]:
 # -- make screenshots: a throwaway allies to photograph ----------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(url: str, server: subprocess.Popen) -> None:
-    for _ in range(300):
-        if server.poll() is not None:
-            raise SystemExit(f"allies serve exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own server on loopback
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer")
-
-
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -107,16 +88,16 @@ def main() -> None:
         env = {
             **os.environ,
             "ALLIES_HOME": home,
-            "DB_PORT": str(_free_port()),
+            "DB_PORT": str(free_port()),
             "ALLIES_LOG_FILE": f"{home}/server.log",
         }
         for name in ("DATABASE_URL", "ALLIES_API_TOKENS", "ALLIES_API_TOKENS_FILE"):
             env.pop(name, None)
         subprocess.run([allies, "db", "seed", "--if-empty"], env=env, check=True)
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen([allies, "serve", "--port", str(port), "--workers", "1"], env=env)
         try:
-            _wait(f"http://127.0.0.1:{port}/health", server)
+            wait_for_http(f"http://127.0.0.1:{port}/health", timeout=60, process=server)
             with sync_playwright() as playwright:
                 browser = launch(playwright)
                 for path in take(browser, f"http://127.0.0.1:{port}", OUT):

@@ -113,6 +113,14 @@ class Outcome:
     journal_id: int | None = None
     applied: bool = True
 
+    def changed_fields(self) -> list[tuple[str, object, object]]:
+        """(field, before, after) of each field the change made different."""
+        return [
+            (key, self.before.get(key), value)
+            for key, value in self.after.items()
+            if self.before.get(key) != value
+        ]
+
 
 def public_view(data: dict) -> dict:
     """The store's data with credentials reduced to non-secret metadata."""

@@ -327,6 +327,11 @@ class Report:
         return self.total_lines - self.parsed
 
     @property
+    def endpoint(self) -> str:
+        """The requests counted per ally."""
+        return "/allies/<id>/..." if self.all_endpoints else "/allies/<id>/credentials"
+
+    @property
     def failed_requests(self) -> int:
         return sum(n for status, n in self.statuses.items() if status >= 400)
 
@@ -364,7 +369,7 @@ class Report:
             "status_classes": self.status_classes(),
             "statuses": _by_status(self.statuses),
             "failed_requests": self.failed_requests,
-            "endpoint": "/allies/<id>/..." if self.all_endpoints else "/allies/<id>/credentials",
+            "endpoint": self.endpoint,
             "credential_requests": self.credential_requests,
             "failed_credential_requests": self.failed_credential_requests,
             "affected_allies": [stats.to_dict() for stats in self.affected()],

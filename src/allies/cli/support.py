@@ -194,10 +194,9 @@ def store_undo(store_id: str, yes: bool, as_json: bool) -> None:
 
 
 def _diff_lines(outcome: stores.Outcome) -> list[str]:
-    keys = [k for k in outcome.after if outcome.before.get(k) != outcome.after.get(k)]
     return [
-        printable(f"  {k}: {_describe(k, outcome.before.get(k))} -> {_describe(k, outcome.after[k])}")
-        for k in keys
+        printable(f"  {key}: {_describe(key, before)} -> {_describe(key, after)}")
+        for key, before, after in outcome.changed_fields()
     ]
 
 

@@ -180,8 +180,7 @@ def fix(ally_id: str):
         )
         store = outcome.after if confirmed else _store(conn, ally_id)
     template = "console/fixed.html" if confirmed else "console/fix.html"
-    return render_template(template, ally_id=ally_id, store=store, form=form, outcome=outcome,
-                           diff=_diff(outcome))  # fmt: skip
+    return render_template(template, ally_id=ally_id, store=store, form=form, outcome=outcome)
 
 
 def _change(form: dict) -> stores.Change:
@@ -194,19 +193,15 @@ def _change(form: dict) -> stores.Change:
     return change
 
 
-def _diff(outcome: stores.Outcome) -> list[tuple[str, object, object]]:
-    keys = [key for key in outcome.after if outcome.before.get(key) != outcome.after.get(key)]
-    return [(key, outcome.before.get(key), outcome.after.get(key)) for key in keys]
-
-
 @bp.post("/allies/<ally_id>/undo")
 def undo(ally_id: str):
     ally_id = parse_ally_id(ally_id)
     _check_write_limit()
     with _pool().connection() as conn:
         outcome = stores.undo_last_change(conn, ally_id, actor=g.actor)
-    return render_template("console/fixed.html", ally_id=ally_id, store=outcome.after, outcome=outcome,
-                           diff=_diff(outcome), undone=True)  # fmt: skip
+    return render_template(
+        "console/fixed.html", ally_id=ally_id, store=outcome.after, outcome=outcome, undone=True
+    )
 
 
 # -- case 3: credentials, through the API's own path ------------------------------------------
@@ -283,12 +278,15 @@ def _triage_view(report: triage.Report) -> dict:
     colours = charts.status_colours(statuses)
     columns = [(_time_label(start, width), counts) for start, counts in buckets]
     api_url = request.host_url.rstrip("/")
-    plans = {s.ally_id: remediation.plan(s, records.get(s.ally_id), api_url) for s in report.still_affected()}
+    still_affected = report.still_affected()
+    shown = still_affected[:PLANS_SHOWN]
+    plans = {s.ally_id: remediation.plan(s, records.get(s.ally_id), api_url) for s in shown}
     return {
         "report": report,
         "affected": affected,
         "records": records,
-        "plans": dict(list(plans.items())[:PLANS_SHOWN]),
+        "still_affected": len(still_affected),
+        "plans": plans,
         "bucket_minutes": width // 60,
         "columns": columns,
         "colours": colours,
