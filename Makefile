@@ -8,7 +8,7 @@ export DB_PORT ALLIES_HOME
 
 .PHONY: run test test-slow check lint format install clean bench bench-triage fuzz docker-test docs screenshots
 
-$(BIN)/allies: pyproject.toml src/allies/_logscan.c  # the C core is compiled at install
+$(BIN)/allies: pyproject.toml src/allies/triage/_logscan.c  # the C core is compiled at install
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

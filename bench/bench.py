@@ -31,7 +31,7 @@ from stack import (
     postgres,
 )
 
-from allies.server import THREADS_PER_WORKER, default_workers
+from allies.web.server import THREADS_PER_WORKER, default_workers
 
 ROOT = BENCH.parent
 GUNICORN_THREADS = 4  # what allies ran gunicorn with (its best, measured: docs/performance.md)

@@ -14,9 +14,9 @@ from pyinstrument import Profiler
 from stack import create_database, postgres
 
 from allies import db, seed
-from allies.app import create_app
 from allies.config import Settings
 from allies.crypto import KeyRing, new_key_entry
+from allies.web.app import create_app
 
 
 def main() -> None:

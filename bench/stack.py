@@ -19,7 +19,7 @@ from psycopg.conninfo import make_conninfo
 
 from allies.crypto import new_key_entry
 from allies.embedded import EmbeddedPostgres
-from allies.server import THREADS_PER_WORKER
+from allies.web.server import THREADS_PER_WORKER
 
 BENCH = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent

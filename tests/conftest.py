@@ -20,10 +20,11 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from allies import db, seed
-from allies.app import create_app
 from allies.config import Settings
 from allies.crypto import KeyRing, new_key_entry
 from allies.embedded import EmbeddedPostgres
+from allies.web.app import create_app
+from allies.web.services import services
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM = ROOT.parent / "shared" / "upstream"
@@ -148,7 +149,7 @@ def make_app(settings: Settings):
 def app(settings):
     application = make_app(settings)
     yield application
-    application.extensions["allies.pool"].close()
+    services(application).close()
 
 
 @pytest.fixture

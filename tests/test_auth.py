@@ -21,8 +21,9 @@ from conftest import (
 
 from allies import auth
 from allies.cli import main
-from allies.config import ConfigError
+from allies.failures import ConfigError
 from allies.ratelimit import Limit
+from allies.web.services import services
 
 ANA = {"Authorization": f"Bearer {TOKENS['ana']}"}
 BODY = {"username": CASE3_USERNAME, "password": CASE3_PASSWORD}
@@ -32,7 +33,7 @@ BODY = {"username": CASE3_USERNAME, "password": CASE3_PASSWORD}
 def secured(settings):
     app = make_app(settings.__class__(**{**settings.__dict__, "api_tokens": TOKENS}))
     yield app.test_client()
-    app.extensions["allies.pool"].close()
+    services(app).close()
 
 
 def audit_rows(conn):
@@ -169,7 +170,9 @@ def test_cli_sends_the_token_from_the_environment(served_app_with_tokens, tmp_pa
 
 
 def test_write_rate_limit_answers_429_with_retry_after_and_audits(settings, conn):
-    app = make_app(settings.__class__(**{**settings.__dict__, "write_rate_limit": Limit.parse("3/minute")}))
+    app = make_app(
+        settings.__class__(**{**settings.__dict__, "write_rate_limit": Limit.parse("3/minute", "test")})
+    )
     client = app.test_client()
     try:
         statuses = [client.post(f"/allies/{BARNES}/credentials", json=BODY).status_code for _ in range(5)]
@@ -186,6 +189,6 @@ def test_write_rate_limit_answers_429_with_retry_after_and_audits(settings, conn
         assert other.status_code == 200  # per client
         assert client.get(f"/allies/{BARNES}/credentials").status_code == 200  # reads are not limited
     finally:
-        app.extensions["allies.pool"].close()
+        services(app).close()
     outcomes = [row[2] for row in audit_rows(conn)]
     assert outcomes.count("rate_limited") == 3 and outcomes.count("success") == 4

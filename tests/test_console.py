@@ -24,8 +24,9 @@ from conftest import (
 from flask.sessions import NullSession
 from test_triage import B, known_log
 
-from allies.console import guard, i18n, views
 from allies.ratelimit import Limit
+from allies.web.console import guard, i18n, views
+from allies.web.services import services
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 HOSTILE_ID = "<em>hostile&amp;\"'"
@@ -41,7 +42,7 @@ def console(app):
 def secured_app(settings):
     app = make_app(replace(settings, api_tokens=TOKENS))
     yield app
-    app.extensions["allies.pool"].close()
+    services(app).close()
 
 
 def csrf_of(client, path: str) -> str:
@@ -143,11 +144,11 @@ def test_a_session_ends_when_its_token_changes(secured_app, settings):
         )
         assert other.get("/console/").status_code == 302  # the same cookie, the token changed: out
     finally:
-        rotated.extensions["allies.pool"].close()
+        services(rotated).close()
 
 
 def test_guessing_tokens_is_held_by_the_write_rate_limit(settings):
-    app = make_app(replace(settings, api_tokens=TOKENS, write_rate_limit=Limit.parse("3/minute")))
+    app = make_app(replace(settings, api_tokens=TOKENS, write_rate_limit=Limit.parse("3/minute", "test")))
     try:
         client = app.test_client()
         token = csrf_of(client, "/console/sign-in")
@@ -159,7 +160,7 @@ def test_guessing_tokens_is_held_by_the_write_rate_limit(settings):
         right = client.post("/console/sign-in", data={"csrf_token": token, "token": TOKENS["ana"]})
         assert right.status_code == 429  # even the right one waits: the limit counts attempts
     finally:
-        app.extensions["allies.pool"].close()
+        services(app).close()
 
 
 @pytest.mark.parametrize(
@@ -259,7 +260,7 @@ def test_a_fix_with_nothing_to_do_says_why_and_writes_nothing(console, conn, for
 
 
 def test_the_write_rate_limit_applies_to_the_consoles_writes(settings, conn):
-    app = make_app(replace(settings, write_rate_limit=Limit.parse("2/minute")))
+    app = make_app(replace(settings, write_rate_limit=Limit.parse("2/minute", "test")))
     try:
         client = app.test_client()
         path = f"/console/allies/{YOUNG_WOLF}/fix"
@@ -271,7 +272,7 @@ def test_the_write_rate_limit_applies_to_the_consoles_writes(settings, conn):
         assert "Too many changes from this address" in text_of(limited)
         assert store_data(conn, YOUNG_WOLF)["brand_owner"] == "Old-Wolf"
     finally:
-        app.extensions["allies.pool"].close()
+        services(app).close()
 
 
 # -- case 3 -----------------------------------------------------------------------------------
@@ -423,7 +424,7 @@ def test_with_the_database_down_the_overview_says_so_and_other_pages_answer_503(
         assert ally.status_code == 503 and ally.headers["Retry-After"] == "5"
         assert "The database is not answering" in text_of(ally)
     finally:
-        app.extensions["allies.pool"].close()
+        services(app).close()
 
 
 # -- languages --------------------------------------------------------------------------------
@@ -446,7 +447,7 @@ def test_spanish_from_the_browser_and_the_switch_remembered(console):
 
 def _template_messages() -> set[str]:
     env = jinja2.Environment(extensions=["jinja2.ext.i18n"], autoescape=True)
-    folder = ROOT / "src" / "allies" / "console" / "templates" / "console"
+    folder = ROOT / "src" / "allies" / "web" / "console" / "templates" / "console"
     found = set()
     for template in folder.glob("*.html"):
         for _, _, message in env.extract_translations(template.read_text()):
@@ -458,7 +459,7 @@ def _template_messages() -> set[str]:
 
 
 def _python_messages() -> set[str]:
-    source = (ROOT / "src" / "allies" / "console" / "views.py").read_text()
+    source = (ROOT / "src" / "allies" / "web" / "console" / "views.py").read_text()
     return set(re.findall(r'i18n\.gettext\("([^"]+)"\)', source))
 
 

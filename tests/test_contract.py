@@ -14,6 +14,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from allies.ratelimit import Limit
+from allies.web.services import services
 
 AUTH = {"Authorization": f"Bearer {TOKENS['ana']}"}
 # The original contract answers 400 (not 404) for a well-formed but unknown ally id, which this
@@ -26,11 +27,15 @@ BOUNDED = settings(max_examples=150, deadline=None, suppress_health_check=list(H
 def secured_app(settings):
     app = make_app(
         settings.__class__(
-            **{**settings.__dict__, "api_tokens": TOKENS, "write_rate_limit": Limit.parse("100000/minute")}
+            **{
+                **settings.__dict__,
+                "api_tokens": TOKENS,
+                "write_rate_limit": Limit.parse("100000/minute", "test"),
+            }
         )
     )
     yield app
-    app.extensions["allies.pool"].close()
+    services(app).close()
 
 
 def test_the_document_is_openapi_3_1_and_lists_every_documented_answer(client):

@@ -8,8 +8,10 @@ import stat
 import pytest
 from conftest import BARNES, YOUNG_WOLF
 
-from allies.config import ConfigError, Settings
-from allies.crypto import DecryptionError, KeyRing, load_keyring, new_key_entry
+from allies.config import Settings
+from allies.crypto import DecryptionError, KeyRing, new_key_entry
+from allies.failures import ConfigError
+from allies.keyfile import create_local_key, load_keyring
 
 
 def test_round_trip_returns_the_plaintext(keyring):
@@ -80,16 +82,17 @@ def test_local_default_generates_one_private_key_file_only_when_asked(tmp_path, 
     settings = Settings(home=tmp_path / "home")
     with pytest.raises(ConfigError, match="the first `allies serve` .* generates it"):
         load_keyring(settings)  # what the app does: it never writes the key
-    first = load_keyring(settings, create=True)  # what the CLI does before serving
-    assert "generated a new encryption key" in capsys.readouterr().err
+    assert create_local_key(settings) == settings.default_key_file  # what the CLI does before serving
+    first = load_keyring(settings)
     key_file = settings.default_key_file
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert load_keyring(settings, create=True) == first  # reused, not regenerated
-    assert capsys.readouterr().err == ""
+    assert create_local_key(settings) is None  # reused, not regenerated
+    assert load_keyring(settings) == first
+    assert capsys.readouterr().err == ""  # the library prints nothing: the CLI says it made a key
 
 
 def test_the_app_factory_starts_and_writes_nothing(tmp_path):
-    from allies.app import create_app
+    from allies.web.app import create_app
 
     with pytest.raises(ConfigError, match="needs a database URL"):
         create_app(Settings(home=tmp_path / "home"))  # no embedded server is started for it

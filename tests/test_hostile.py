@@ -21,6 +21,7 @@ from allies.cli import main
 from allies.ratelimit import Limit
 from allies.text import printable
 from allies.validation import MAX_ALLY_ID_CHARS, Rejected, parse_ally_id, parse_body
+from allies.web.services import services
 
 CREDENTIALS = f"/allies/{BARNES}/credentials"
 VALID = b'{"username": "u", "password": "p"}'
@@ -167,20 +168,20 @@ def test_a_flood_without_a_token_leaves_a_bounded_audit_and_counts_the_rest(sett
             client.post(CREDENTIALS, json={"username": "u", "password": "p"}).status_code for _ in range(50)
         }
     finally:
-        app.extensions["allies.pool"].close()
+        services(app).close()
     assert statuses == {401}
     rows = conn.execute("SELECT outcome FROM credential_audit").fetchall()
     assert rows == [("unauthorized",)] * 10  # REFUSALS_AUDITED_PER_MINUTE per client address
 
 
 def test_the_write_limit_applies_before_authentication(settings, conn):
-    changed = {"api_tokens": TOKENS, "write_rate_limit": Limit.parse("3/minute")}
+    changed = {"api_tokens": TOKENS, "write_rate_limit": Limit.parse("3/minute", "test")}
     app = make_app(settings.__class__(**{**settings.__dict__, **changed}))
     client = app.test_client()
     try:
         statuses = [client.post(CREDENTIALS, json={}).status_code for _ in range(5)]
     finally:
-        app.extensions["allies.pool"].close()
+        services(app).close()
     assert statuses == [401, 401, 401, 429, 429]
 
 
@@ -355,12 +356,13 @@ def test_any_log_line_is_read_as_the_line_by_line_reference_reads_it(lines_spec)
 @pytest.mark.parametrize("source", ["file", "gzip", "stdin"])
 def test_a_line_over_the_limit_is_malformed_and_the_lines_around_it_are_read(tmp_path, monkeypatch, source):
     from allies import triage
+    from allies.triage import analysis, logparse
 
-    monkeypatch.setattr(triage, "CHUNK_BYTES", 64 * 1024)  # the long line spans many blocks
+    monkeypatch.setattr(analysis, "CHUNK_BYTES", 64 * 1024)  # the long line spans many blocks
     ok = common(1, "POST", f"/allies/{BARNES}/credentials", 500)
 
     def over(by: int) -> str:
-        return common(2, "GET", "/x", 200, extra=' "' + "r" * (triage.MAX_LINE_BYTES + by) + '"')
+        return common(2, "GET", "/x", 200, extra=' "' + "r" * (logparse.MAX_LINE_BYTES + by) + '"')
 
     # Far over (never read whole) and just over (may come whole within a block); the last one
     # without its newline.

@@ -10,6 +10,7 @@ from conftest import BARNES, TEST_KEYS, YOUNG_WOLF, allies_env, free_port, make_
 
 from allies import keys
 from allies.crypto import KeyRing, new_key_entry
+from allies.web.services import services
 
 OTHER_SAME_ID = new_key_entry("test-key-1")  # another key under the id of TEST_KEYS
 NEW_KEY = new_key_entry("new-key")
@@ -27,7 +28,7 @@ def write(settings, keyring_text: str, ally: str) -> None:
         )
         assert response.status_code == 200
     finally:
-        app.extensions["allies.pool"].close()
+        services(app).close()
 
 
 def test_the_first_instance_records_its_keys_and_the_same_ring_is_accepted(conn):

@@ -14,6 +14,7 @@ from conftest import BARNES, TEST_KEYS, YOUNG_WOLF, make_app, stored_credentials
 from allies import db, keys
 from allies.cli import main
 from allies.crypto import KeyRing, new_key_entry
+from allies.web.services import services
 
 NEW_KEY = new_key_entry("new-key")
 ROTATED = f"{NEW_KEY},{TEST_KEYS}"  # new key first (active), the old one still decrypts
@@ -81,7 +82,7 @@ def test_rotation_moves_every_credential_to_the_active_key(run, settings, conn):
     app = make_app(settings)
     ids = all_ids(conn)[:40]
     written = set_many(app.test_client(), ids)
-    app.extensions["allies.pool"].close()
+    services(app).close()
     status = json.loads(run("keys", "status", "--json", keys_env=ROTATED).stdout)
     assert status == [
         {"key_id": "new-key", "active": True, "configured": True, "credentials": 0},
@@ -114,7 +115,7 @@ def test_rotation_moves_every_credential_to_the_active_key(run, settings, conn):
 def test_rotation_reports_envelopes_it_cannot_open(run, settings, conn):
     app = make_app(settings)
     set_many(app.test_client(), all_ids(conn)[:3])
-    app.extensions["allies.pool"].close()
+    services(app).close()
     conn.execute(
         "UPDATE stores SET data = jsonb_set(data::jsonb, '{credentials,ciphertext}', '\"AAAA\"') WHERE id = %s",
         (all_ids(conn)[0],),
@@ -132,7 +133,7 @@ def test_writes_during_rotation_are_never_reverted(settings, conn, monkeypatch):
     old_app = make_app(settings)
     ids = all_ids(conn)
     set_many(old_app.test_client(), ids)  # 300 credentials under the old key
-    old_app.extensions["allies.pool"].close()
+    services(old_app).close()
     app = make_app(settings.__class__(**{**settings.__dict__, "keyring": KeyRing.parse(ROTATED, "test")}))
     ring = KeyRing.parse(ROTATED, "test")
     order = iter(random.Random(5).sample(ids, len(ids)))  # allies written between batches
@@ -170,7 +171,7 @@ def test_writes_during_rotation_are_never_reverted(settings, conn, monkeypatch):
     finally:
         for writer in waiting_writers:
             writer.join(timeout=30)
-        app.extensions["allies.pool"].close()
+        services(app).close()
     assert result.failed == [] and len(waiting_writers) >= 10
     assert statuses == [200] * (4 * len(waiting_writers))
     assert keys.usage(conn) == {"new-key": 300}

@@ -21,6 +21,7 @@ from conftest import TEST_KEYS, make_app, stored_credentials
 
 from allies import db, keys, stores
 from allies.crypto import KeyRing, new_key_entry
+from allies.web.services import services
 
 # A pool connection still being opened in the background when its pool closes is dropped unclosed;
 # that warning says nothing about what these tests prove.
@@ -173,7 +174,7 @@ def loaded_server(database_url, settings, serve):
     client = old_app.test_client()
     for ally in ids:
         client.post(f"/allies/{ally}/credentials", json={"username": "before", "password": "before"})
-    old_app.extensions["allies.pool"].close()
+    services(old_app).close()
     base = serve(workers=2, ALLIES_ENCRYPTION_KEYS=NEW_RING)
     return base, ids, serve.processes[base]
 

@@ -9,6 +9,7 @@ from conftest import BARNES, TEST_KEYS, make_app
 
 from allies.config import Settings
 from allies.crypto import KeyRing
+from allies.web.services import services
 
 
 def test_outage_gives_503_then_the_app_recovers_without_restart(tmp_path, own_server):
@@ -48,4 +49,4 @@ def test_outage_gives_503_then_the_app_recovers_without_restart(tmp_path, own_se
         with psycopg.connect(own_server.url) as conn:
             assert conn.execute("SELECT outcome FROM credential_audit").fetchall() == [("success",)]
     finally:
-        app.extensions["allies.pool"].close()
+        services(app).close()

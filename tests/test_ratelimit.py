@@ -8,8 +8,10 @@ import pytest
 from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME, make_app
 
 from allies import db
-from allies.config import ConfigError, Settings
+from allies.config import Settings
+from allies.failures import ConfigError
 from allies.ratelimit import Limit, Limiter, SharedLimiter
+from allies.web.services import services
 
 BODY = {"username": CASE3_USERNAME, "password": CASE3_PASSWORD}
 
@@ -17,11 +19,11 @@ BODY = {"username": CASE3_USERNAME, "password": CASE3_PASSWORD}
 @pytest.fixture
 def replicas(settings):
     """Two apps on one database, as two replicas (or two workers) would be."""
-    limited = settings.__class__(**{**settings.__dict__, "write_rate_limit": Limit.parse("3/minute")})
+    limited = settings.__class__(**{**settings.__dict__, "write_rate_limit": Limit.parse("3/minute", "test")})
     apps = [make_app(limited), make_app(limited)]
     yield [app.test_client() for app in apps]
     for app in apps:
-        app.extensions["allies.pool"].close()
+        services(app).close()
 
 
 @pytest.fixture
@@ -86,8 +88,10 @@ def test_token_bucket_refills_with_time():
     now[0] = 30.0
     assert limiter.acquire("a") == 0.0
     with pytest.raises(ConfigError, match="60/minute"):
-        Limit.parse("sixty")
-    assert Limit.parse("0") is None and str(Limit.parse("5/second")) == "5 per second per client"
+        Limit.parse("sixty", "test")
+    assert (
+        Limit.parse("0", "test") is None and str(Limit.parse("5/second", "test")) == "5 per second per client"
+    )
 
 
 @pytest.mark.parametrize(("trusted", "seen"), [("0", "10.0.0.1"), ("1", "203.0.113.9")])
@@ -105,7 +109,7 @@ def test_x_forwarded_for_names_the_client_only_behind_trusted_proxies(
             environ_base={"REMOTE_ADDR": "10.0.0.1"},
         )
     finally:
-        app.extensions["allies.pool"].close()
+        services(app).close()
     assert response.status_code == 200
     assert conn.execute("SELECT client_addr FROM credential_audit").fetchall() == [(seen,)]
     log = settings.log_file.read_text()

@@ -23,6 +23,7 @@ from test_load import CLIENTS, NEW_RING, Client, Load, ending
 
 from allies import keys
 from allies.crypto import KeyRing, new_key_entry
+from allies.web.services import services
 
 sys.path.insert(0, str(ROOT / "bench"))
 import stack  # noqa: E402 - bench/stack.py runs nginx for the benchmarks and for this test
@@ -291,7 +292,7 @@ def test_a_rotation_goes_on_while_every_replica_takes_writes(tmp_path, database_
         old.post(f"/allies/{ally}/credentials", json={"username": "b", "password": "b"}).status_code
         for ally in ids
     } == {200}
-    old.application.extensions["allies.pool"].close()
+    services(old.application).close()
     ring = KeyRing.parse(NEW_RING, "test")
     replicas = [
         Replica(tmp_path / f"rotated-{n}", database_url, ALLIES_ENCRYPTION_KEYS=NEW_RING) for n in range(3)

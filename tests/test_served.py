@@ -64,7 +64,7 @@ def test_the_served_app_follows_the_contract_and_keeps_secrets_out_of_dump_and_l
 # the way allies is shows what a request holds.
 PROBE_SERVER = """
 import json, os, sys
-from allies import server
+from allies.web import server
 
 def probe(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/json")])

@@ -19,8 +19,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT, YOUNG_WOLF, allies_env, upstream_file
 
-from allies import _logscan, demo, logparse, triage
+from allies import triage
 from allies.cli import main
+from allies.cli import traffic as demo
+from allies.triage import _logscan, analysis, logparse
 from allies.validation import UUID_PATTERN, parse_time
 
 A = "11111111-1111-4111-8111-111111111111"
@@ -140,7 +142,7 @@ def test_the_cli_adds_the_timeline_to_its_json_when_asked(tmp_path):
 
 def test_the_timeline_widens_its_buckets_to_stay_bounded(tmp_path, monkeypatch):
     """A log spanning years keeps a bounded timeline: its buckets widen, its counts stay exact."""
-    monkeypatch.setattr(triage, "TIMELINE_MAX_POINTS", 50)
+    monkeypatch.setattr(analysis, "TIMELINE_MAX_POINTS", 50)
     lines = [common(minute * 97, "GET", "/x", 500 + minute % 4) for minute in range(3_000)]
     report = triage.analyze([write(tmp_path / "long.log", lines)], timeline=True)
     timeline = report.timeline
@@ -265,7 +267,7 @@ def test_odd_but_valid_lines_give_the_same_answers_as_the_grammar_line_by_line(t
         line = common(minute % 50, rng.choice(["GET", "POST"]), path, status, size=rng.choice(["12", "-"]))
         lines.append(rng.choice(MUTATIONS)(line, rng))
     path = write(tmp_path / "odd.log", lines)
-    monkeypatch.setattr(triage, "CHUNK_BYTES", 16 * 1024)  # several blocks, several threads
+    monkeypatch.setattr(analysis, "CHUNK_BYTES", 16 * 1024)  # several blocks, several threads
     data = triage.analyze([path]).to_dict()
     data["failures_per_ally"] = {ally["ally_id"]: ally["failures"] for ally in data["affected_allies"]}
     expected = reference(lines)
@@ -288,7 +290,7 @@ def test_many_blocks_in_several_threads_give_the_same_answer(tmp_path, monkeypat
         if rng.random() < 0.01:
             lines.append("garbage")
     path = write(tmp_path / "big.log", lines)
-    monkeypatch.setattr(triage, "CHUNK_BYTES", 64 * 1024)  # many ranges, several workers
+    monkeypatch.setattr(analysis, "CHUNK_BYTES", 64 * 1024)  # many ranges, several workers
     parallel = triage.analyze([path], workers=2, timeline=True)
     single = triage.analyze([path], workers=1, timeline=True)
     assert parallel.to_dict() == single.to_dict()

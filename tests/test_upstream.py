@@ -16,6 +16,7 @@ from conftest import (
 
 from allies.config import Settings
 from allies.crypto import KeyRing
+from allies.web.services import services
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def upstream_client(tmp_path, upstream_url):
     )
     app = make_app(settings)
     yield app.test_client()
-    app.extensions["allies.pool"].close()
+    services(app).close()
 
 
 def test_both_endpoints_work_on_the_original_database(upstream_client, upstream_url, keyring):

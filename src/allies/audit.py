@@ -58,7 +58,9 @@ def attempts(
     conn: psycopg.Connection, ally_id: str | None = None, failed: bool = False, since=None, limit: int = 50
 ) -> list[dict]:
     """The latest audit rows (oldest first), optionally of one ally, only failures, or since a time."""
-    rows = conn.execute(
+    from psycopg.rows import dict_row  # the driver loads with the database: not for the triage alone
+
+    rows = conn.cursor(row_factory=dict_row).execute(
         """
         SELECT * FROM (
             SELECT id, at, actor, ally_id, action, outcome, http_status, client_addr, request_id, detail
@@ -71,5 +73,4 @@ def attempts(
         """,
         {"ally": ally_id, "failed": failed, "since": since, "limit": limit},
     )
-    names = [column.name for column in rows.description]
-    return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]
+    return rows.fetchall()

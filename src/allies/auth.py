@@ -12,7 +12,8 @@ import ipaddress
 import re
 from pathlib import Path
 
-from .config import ConfigError, entries
+from .entries import named_entries
+from .failures import ConfigError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 MIN_TOKEN_CHARS = 16
@@ -22,20 +23,12 @@ ANONYMOUS_ACTOR = "anonymous"
 
 def parse_tokens(text: str, source: str) -> dict[str, str]:
     """{name: token} from `NAME:TOKEN` entries; `source` names the variable or file in errors."""
-    tokens: dict[str, str] = {}
-    for entry in entries(text):
-        name, sep, token = entry.partition(":")
-        if not sep or not NAME_PATTERN.match(name):
-            raise ConfigError(f"{source}: each entry must look like NAME:TOKEN")
+    tokens = named_entries(text, source, name=NAME_PATTERN, shape="NAME:TOKEN", noun="tokens")
+    for name, token in tokens.items():
         if len(token) < MIN_TOKEN_CHARS or any(c.isspace() for c in token):
             raise ConfigError(
                 f"{source}: the token of {name!r} must be {MIN_TOKEN_CHARS}+ characters, no spaces"
             )
-        if name in tokens:
-            raise ConfigError(f"{source}: {name!r} appears twice")
-        tokens[name] = token
-    if not tokens:
-        raise ConfigError(f"{source}: no tokens found")
     return tokens
 
 

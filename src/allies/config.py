@@ -7,22 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .failures import ConfigError
+
 if TYPE_CHECKING:
     from .crypto import KeyRing
     from .ratelimit import Limit
 
 DEFAULT_API_PORT = 4000
 DEFAULT_API_URL = f"http://127.0.0.1:{DEFAULT_API_PORT}"
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message names the variable."""
-
-
-def entries(text: str) -> list[str]:
-    """The entries of a list setting: separated by commas or new lines, `#` starts a comment."""
-    lines = [line.partition("#")[0] for line in text.splitlines()]
-    return [entry for entry in (e.strip() for e in ",".join(lines).split(",")) if entry]
 
 
 def _env(name: str) -> str | None:
@@ -96,9 +88,9 @@ class Settings:
         return self.home / "encryption.keys"
 
 
-# The parsers live with what they parse and raise this module's ConfigError, so they are imported
-# when a value is there to parse: no cycle, and a command whose settings are unset (the log triage)
-# does not load the cryptography library.
+# The parsers live with what they parse (they import only the leaves `failures` and `entries`, never
+# this module). They are imported when a value is there to parse: a command whose settings are
+# unset (the log triage) loads neither the cryptography library (~60 ms) nor the database driver.
 def _parse_keyring(text: str) -> KeyRing:
     from .crypto import KeyRing
 
@@ -118,4 +110,4 @@ def _parse_limit(text: str | None) -> Limit | None:
         return None
     from .ratelimit import Limit
 
-    return Limit.parse(text)
+    return Limit.parse(text, "ALLIES_WRITE_RATE_LIMIT")

@@ -15,17 +15,16 @@ import hmac
 import os
 import re
 import secrets
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .config import ConfigError, Settings, entries
+from .entries import named_entries
+from .failures import ConfigError
 
 ALGORITHM = "AES-256-GCM"
 ENVELOPE_VERSION = 1
@@ -50,21 +49,15 @@ class KeyRing:
     def parse(cls, text: str, source: str) -> KeyRing:
         """Read `KEY_ID:BASE64KEY` entries; `source` names the variable or file in errors."""
         keys: dict[str, bytes] = {}
-        for entry in entries(text):
-            key_id, sep, encoded = entry.partition(":")
-            if not sep or not KEY_ID_PATTERN.match(key_id):
-                raise ConfigError(f"{source}: each key must look like KEY_ID:BASE64KEY")
+        entries = named_entries(text, source, name=KEY_ID_PATTERN, shape="KEY_ID:BASE64KEY", noun="keys")
+        for key_id, encoded in entries.items():
             try:
                 key = base64.b64decode(encoded, validate=True)
             except binascii.Error:
                 raise ConfigError(f"{source}: key {key_id!r} is not valid base64") from None
             if len(key) != 32:
                 raise ConfigError(f"{source}: key {key_id!r} must be 32 bytes (AES-256)")
-            if key_id in keys:
-                raise ConfigError(f"{source}: key id {key_id!r} appears twice")
             keys[key_id] = key
-        if not keys:
-            raise ConfigError(f"{source}: no keys found")
         return cls(keys=keys, active=next(iter(keys)))
 
     def check_value(self, key_id: str) -> str:
@@ -120,54 +113,3 @@ def new_key_entry(key_id: str | None = None) -> str:
     """A fresh random key as a `KEY_ID:BASE64KEY` entry for the configuration."""
     key_id = key_id or f"k{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(3)}"
     return f"{key_id}:{base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()}"
-
-
-def load_keyring(settings: Settings, *, create: bool = False) -> KeyRing:
-    """The configured key ring: ALLIES_ENCRYPTION_KEYS, else the key file. In the local default
-    (no setting) the file is under $ALLIES_HOME; `create` generates it there when missing (the CLI
-    does, before it starts the service; the app itself never writes it)."""
-    if settings.keyring is not None:
-        return settings.keyring
-    path = settings.encryption_keys_file or settings.default_key_file
-    if create and generates_a_key(settings):
-        _create_key_file(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        hint = (
-            "; the first `allies serve` (make run) generates it" if path == settings.default_key_file else ""
-        )
-        raise ConfigError(f"cannot read the key file {path}: {exc.strerror}{hint}") from None
-    return KeyRing.parse(text, str(path))
-
-
-def generates_a_key(settings: Settings) -> bool:
-    """Whether `load_keyring(settings, create=True)` would generate a new key (the local default,
-    first start of this home)."""
-    no_setting = settings.keyring is None and settings.encryption_keys_file is None
-    return no_setting and not settings.default_key_file.exists()
-
-
-def keyring_source(settings: Settings) -> str:
-    """Where the key ring comes from, for people: the variable, or the key file to back up."""
-    if settings.keyring is not None:
-        return "ALLIES_ENCRYPTION_KEYS"
-    if settings.encryption_keys_file:
-        return f"{settings.encryption_keys_file} (ALLIES_ENCRYPTION_KEYS_FILE)"
-    return f"{settings.default_key_file} (generated here: back it up)"
-
-
-def _create_key_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another process created it first
-    with os.fdopen(fd, "w") as handle:
-        handle.write("# allies encryption keys: KEY_ID:BASE64KEY, the first one is active.\n")
-        handle.write(new_key_entry() + "\n")
-    print(
-        f"allies: generated a new encryption key in {path} (mode 0600); back it up, "
-        "without it stored credentials cannot be decrypted",
-        file=sys.stderr,
-    )

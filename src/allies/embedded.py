@@ -25,6 +25,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .failures import AlliesError
+
 DEFAULT_PORT = 5432
 USER = "postgres"
 PASSWORD = "postgres"  # noqa: S105 - the original challenge's documented local credentials
@@ -35,7 +37,7 @@ SYSTEM_USER = "allies_postgres"
 MAX_SOCKET_PATH = 100
 
 
-class EmbeddedError(Exception):
+class EmbeddedError(AlliesError):
     """The embedded server could not be started or stopped; the message says why and what to do."""
 
 

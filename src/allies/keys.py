@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from . import audit
 from .crypto import DecryptionError, KeyRing
+from .failures import AlliesError
 
 ROTATION_ACTOR = "rotation"
 NO_KEY_ID = "?"  # `usage` of credential objects without a key id: no key ring can open them
@@ -28,7 +29,7 @@ SHARE_THE_RING = (
 )
 
 
-class KeyRingMismatch(Exception):
+class KeyRingMismatch(AlliesError):
     """This instance's key ring does not fit the database's: one line saying which key and what to do."""
 
 

@@ -14,10 +14,12 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from psycopg_pool import ConnectionPool
+from .failures import AlliesError, ConfigError
 
-from .config import ConfigError
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 PERIODS = {"second": 1, "minute": 60, "hour": 3600}
 MAX_CLIENTS = 10_000  # buckets kept; the fullest (idle) ones are forgotten first
@@ -29,17 +31,32 @@ class Limit:
     seconds: int
 
     @classmethod
-    def parse(cls, text: str | None) -> Limit | None:
+    def parse(cls, text: str | None, source: str) -> Limit | None:
+        """`N/second`, `N/minute` or `N/hour`; None for unset, `0` or `off`. `source` names the
+        variable in errors."""
         if not text or text.strip() in ("0", "off"):
             return None
         match = re.fullmatch(r"\s*(\d+)\s*/\s*(second|minute|hour)\s*", text)
         if not match or int(match[1]) < 1:
-            raise ConfigError(f"ALLIES_WRITE_RATE_LIMIT must look like 60/minute, got {text!r}")
+            raise ConfigError(f"{source} must look like 60/minute, got {text!r}")
         return cls(int(match[1]), PERIODS[match[2]])
 
     def __str__(self) -> str:
         unit = next(name for name, seconds in PERIODS.items() if seconds == self.seconds)
         return f"{self.requests} per {unit} per client"
+
+
+class WriteLimited(AlliesError):
+    """A client over the write limit: it may retry in `wait` seconds."""
+
+    def __init__(self, limit: Limit, wait: float) -> None:
+        super().__init__(f"the limit is {limit}")
+        self.limit, self.wait = limit, wait
+
+    @property
+    def retry_after(self) -> str:
+        """The Retry-After header's value: whole seconds, at least 1."""
+        return retry_after(self.wait)
 
 
 class Limiter:
@@ -106,6 +123,12 @@ class SharedLimiter:
                 self._forgotten_at = self.clock()
                 conn.execute(FORGET_FULL_BUCKETS)
         return 0.0 if admitted else max(wait, 0.001)
+
+    def check(self, client: str) -> None:
+        """Count a write of `client`; raises WriteLimited when it is over the limit."""
+        wait = self.acquire(client)
+        if wait:
+            raise WriteLimited(self.limit, wait)
 
 
 def retry_after(seconds: float) -> str:

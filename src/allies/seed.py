@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 from faker import Faker
 
+from .failures import AlliesError
 from .stores import TAG_NAMES
 
 DEFAULT_COUNT = 300
@@ -27,7 +28,7 @@ CASE_STORES: dict[str, dict] = {
 }
 
 
-class SeedError(Exception):
+class SeedError(AlliesError):
     """Seeding was refused or failed; nothing was written."""
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from .validation import UUID_PATTERN, AllyNotFound
+from .validation import AllyNotFound, canonical_ally_id
 
 # The tags stores are drawn from (the original challenge's list, its spelling kept: "desportes").
 TAG_NAMES = (
@@ -141,14 +142,13 @@ def search(conn: psycopg.Connection, text: str, limit: int = MAX_FOUND) -> list[
     if not text:
         return []
     prefix = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    params = {"id": text.lower() if UUID_PATTERN.fullmatch(text) else text, "prefix": prefix, "limit": limit}
-    rows = conn.execute(SEARCH, params).fetchall()
-    return [{"id": row[0], "name": row[1], "owner": row[2]} for row in rows]
+    params = {"id": canonical_ally_id(text), "prefix": prefix, "limit": limit}
+    return conn.cursor(row_factory=dict_row).execute(SEARCH, params).fetchall()
 
 
 def changes(conn: psycopg.Connection, store_id: str | None = None, limit: int = 20) -> list[dict]:
     """The latest journaled changes (newest first), of one store or of all."""
-    rows = conn.execute(
+    rows = conn.cursor(row_factory=dict_row).execute(
         """
         SELECT id, store_id, changed_at, actor, reason, before, after FROM store_changes
          WHERE %(id)s::text IS NULL OR store_id = %(id)s
@@ -156,8 +156,7 @@ def changes(conn: psycopg.Connection, store_id: str | None = None, limit: int = 
         """,
         {"id": store_id, "limit": limit},
     )
-    names = [column.name for column in rows.description]
-    return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]
+    return rows.fetchall()
 
 
 def get_store(conn: psycopg.Connection, store_id: str, *, lock: bool = False) -> dict | None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from .failures import InputProblem
+
 # An ally id is any "string identification" the original's VARCHAR column can hold, within reason:
 # 1-128 characters, no whitespace, control characters or "/". A UUID, in any case, is the same
 # ally as its lowercase form (the form stored); any other id is used as it is.
@@ -19,8 +21,10 @@ MAX_USERNAME_CHARS = 256
 MAX_PASSWORD_CHARS = 1024
 
 
-class Rejected(Exception):
+class Rejected(InputProblem):
     """The request cannot be carried out as sent; `detail` says precisely why (no secrets)."""
+
+    status = 400  # what the web faces answer
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -31,10 +35,22 @@ class AllyNotFound(Rejected):
     """No store has this id."""
 
 
+class BodyTooLarge(Rejected):
+    """A request body over the size limit."""
+
+    status = 413
+
+
+def canonical_ally_id(raw: str) -> str:
+    """The one spelling of an ally id that is stored and recorded: a UUID in lowercase, any other id
+    as it is. Every record (stores, audit, journal, triage) names an ally by this."""
+    return raw.lower() if UUID_PATTERN.fullmatch(raw) else raw
+
+
 def parse_ally_id(raw: str) -> str:
-    """The ally id in canonical form (a UUID in lowercase, any other id as it is), or Rejected."""
+    """The ally id in canonical form (`canonical_ally_id`), or Rejected."""
     if UUID_PATTERN.fullmatch(raw):
-        return raw.lower()
+        return canonical_ally_id(raw)
     if not raw:
         raise Rejected("malformed ally id: it is empty")
     if len(raw) > MAX_ALLY_ID_CHARS:
@@ -91,7 +107,9 @@ def parse_time(text: str) -> datetime:
     for parse in (datetime.fromisoformat, lambda t: datetime.strptime(t, "%d/%b/%Y:%H:%M:%S %z")):
         try:
             value = parse(text.strip())
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         except ValueError:
             continue
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:  # a time at the calendar's edge that UTC cannot hold (year 0 or 10000)
+            raise Rejected(f"the time {text!r} is outside the years 1-9999 once in UTC") from None
     raise Rejected(f"cannot read the time {text!r}: use ISO 8601, e.g. 2023-11-02T22:30:00-05:00")

@@ -1,4 +1,4 @@
-"""Fuzz the triage's scanning core (src/allies/_logscan.c): `make fuzz`.
+"""Fuzz the triage's scanning core (src/allies/triage/_logscan.c): `make fuzz`.
 
 Builds tests/fuzz/logscan_fuzzer.c with clang's libFuzzer, AddressSanitizer and
 UndefinedBehaviorSanitizer (coverage-guided: the fuzzer sees which branches of the core each input

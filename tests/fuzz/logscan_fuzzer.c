@@ -1,11 +1,11 @@
-/* libFuzzer target for the triage's scanning core (src/allies/_logscan.c), built with clang's
+/* libFuzzer target for the triage's scanning core (src/allies/triage/_logscan.c), built with clang's
    AddressSanitizer and UndefinedBehaviorSanitizer by tests/fuzz/fuzz_logscan.py (`make fuzz`).
    The first input byte chooses the options; the rest is the block. Beyond memory safety, checks
    what holds for any block: every line counted once, as plain or not; spans inside the block; each
    ally's failures add up across statuses and methods, its clients within the limit; the timeline's
    failures add up to the failed statuses counted. */
 #define LOGSCAN_CORE_ONLY
-#include "../../src/allies/_logscan.c"
+#include "../../src/allies/triage/_logscan.c"
 
 #include <assert.h>
 

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import audit, keys
-from ..crypto import keyring_source, load_keyring, new_key_entry
+from ..crypto import new_key_entry
+from ..keyfile import keyring_source, load_keyring
 from ..text import printable
 from ..validation import parse_ally_id, parse_time
 from .base import CommandFailed, json_option, main, open_db, print_json, settings

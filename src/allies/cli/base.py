@@ -14,9 +14,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from ..config import DEFAULT_API_URL, ConfigError, Settings
+from ..config import DEFAULT_API_URL, Settings
+from ..failures import AlliesError, InputProblem
 from ..text import printable
-from ..validation import AllyNotFound, Rejected
+from ..validation import AllyNotFound
 
 if TYPE_CHECKING:
     import psycopg
@@ -98,31 +99,22 @@ class AlliesGroup(click.Group):
 
 def _known_failure(exc: Exception) -> click.ClickException | None:
     """The one-line error for a failure the library reports on purpose; None for a bug."""
-    if isinstance(exc, AllyNotFound):
+    if isinstance(exc, AllyNotFound):  # the input is well formed; what it names does not exist
         return CommandFailed(exc.detail)
-    if isinstance(exc, Rejected):
-        return InputError(exc.detail)
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, InputProblem):
         return InputError(str(exc))
-    if any(
-        _raised_by(exc, module, name)
-        for module, name in (
-            ("allies.embedded", "EmbeddedError"),
-            ("allies.seed", "SeedError"),
-            ("allies.keys", "KeyRingMismatch"),
-        )
-    ):
+    if isinstance(exc, AlliesError):
         return CommandFailed(str(exc))
-    if _raised_by(exc, "psycopg", "OperationalError"):
+    if _is_database_unreachable(exc):
         return CommandFailed("the database is unreachable; is it running? (check DATABASE_URL / DB_PORT)")
     return None
 
 
-def _raised_by(exc: Exception, module: str, name: str) -> bool:
-    """Whether `exc` is a `module.name`. A module that is not loaded raised nothing, so checking
-    does not load it (the database driver, Faker and the embedded server are slow to import)."""
-    loaded = sys.modules.get(module)
-    return loaded is not None and isinstance(exc, getattr(loaded, name))
+def _is_database_unreachable(exc: Exception) -> bool:
+    """Whether `exc` is the driver's OperationalError. When the driver is not loaded it raised
+    nothing, so checking does not load it (it takes a tenth of a second to import)."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
 
 
 def settings() -> Settings:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .. import db, demo
+from .. import db
+from . import traffic as demo
 from .base import main, settings
 
 

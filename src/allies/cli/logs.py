@@ -7,8 +7,9 @@ import sys
 
 import click
 
-from .. import remediation, triage
+from .. import triage
 from ..text import printable
+from ..triage import remediation
 from ..validation import parse_time
 from .base import InputError, api_url_option, literal, main, print_json, redact, settings
 
@@ -66,10 +67,7 @@ def triage_command(
         zcat old.log.gz | allies logs triage - --since 2023-11-02T22:00:00-05:00 --json
     """
     window = triage.Window(parse_time(since) if since else None, parse_time(until) if until else None)
-    try:
-        report = triage.analyze(paths, window, all_endpoints, timeline=timeline and as_json)
-    except triage.TriageError as exc:
-        raise InputError(str(exc)) from None
+    report = triage.analyze(paths, window, all_endpoints, timeline=timeline and as_json)  # bad input: exit 2
     url = db_url or settings().database_url
     if with_audit and not url:
         raise InputError("--audit needs the database: give --db URL or set DATABASE_URL")

@@ -11,8 +11,8 @@ import click
 
 from .. import auth, db, keys, seed
 from ..config import DEFAULT_API_PORT
-from ..crypto import generates_a_key, load_keyring
 from ..embedded import EmbeddedError, bin_dir, port_is_free
+from ..keyfile import create_local_key, generates_a_key, load_keyring
 from .base import CommandFailed, InputError, main, open_db, redact, settings
 
 # -- serve ---------------------------------------------------------------------------------
@@ -43,7 +43,7 @@ def serve(
     Example:
         allies serve --port 4000
     """
-    from .. import server
+    from ..web import server
 
     config = settings()
     tokens = config.api_tokens
@@ -63,7 +63,13 @@ def serve(
         # One key ring per database: checked before a key is made, and before serving.
         if generates_a_key(config):
             keys.refuse_a_new_key(conn)
-        keyring = load_keyring(config, create=True)
+        if made := create_local_key(config):
+            click.echo(
+                f"allies: generated a new encryption key in {made} (mode 0600); back it up, "
+                "without it stored credentials cannot be decrypted",
+                err=True,
+            )
+        keyring = load_keyring(config)
         keys.enforce(conn, keyring)
     # What the app needs, resolved once here, before forking: the workers start nothing.
     resolved = replace(config, database_url=url, keyring=keyring)

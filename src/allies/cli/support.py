@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import reports, stores
-from ..client import ApiUnreachable, Client
 from ..text import printable
 from ..validation import parse_ally_id
 from .base import (
@@ -25,6 +24,7 @@ from .base import (
     print_json,
     settings,
 )
+from .client import ApiUnreachable, Client
 
 console = Console()
 # -- case 1 --------------------------------------------------------------------------------

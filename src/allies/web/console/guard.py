@@ -21,7 +21,8 @@ from flask import Flask, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import BadRequest, Forbidden
 
-from .. import auth
+from ... import auth
+from ..services import services
 
 SESSION_HOURS = 8
 SESSION_PURPOSE = b"console-session"  # the signing key is derived from the key ring (crypto.derive)
@@ -60,7 +61,7 @@ class ConsoleSessions(SecureCookieSessionInterface):
 
 def init_app(app: Flask) -> None:
     # One key for every worker and replica: they share the key ring, so they derive the same one.
-    app.secret_key = app.extensions["allies.keyring"].derive(SESSION_PURPOSE)
+    app.secret_key = services(app).keyring.derive(SESSION_PURPOSE)
     app.session_interface = ConsoleSessions()
     app.config.update(
         SESSION_COOKIE_NAME="allies_console",
@@ -74,7 +75,7 @@ def init_app(app: Flask) -> None:
 def identify_visitor() -> None:
     """Set g.actor: the signed-in person, `local` on this machine without tokens, else None.
     Refuses (403) a visitor from elsewhere when no tokens are configured."""
-    tokens = current_app.extensions["allies.tokens"]
+    tokens = services().tokens
     if not tokens:
         if not (auth.is_loopback(request.remote_addr or "") and auth.is_loopback(_host_name(request.host))):
             raise NotThisMachine()
@@ -87,11 +88,11 @@ def identify_visitor() -> None:
 
 def sign_in(presented_token: str) -> str | None:
     """The name whose token this is (then the session names them), else None."""
-    name = auth.identify(current_app.extensions["allies.tokens"], f"Bearer {presented_token}")
+    name = auth.identify(services().tokens, f"Bearer {presented_token}")
     if name is not None:
         session.clear()
         session.permanent = True
-        session.update(actor=name, seal=_seal(current_app.extensions["allies.tokens"][name]))
+        session.update(actor=name, seal=_seal(services().tokens[name]))
     return name
 
 

@@ -22,9 +22,9 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from . import db
-from .config import Settings
-from .crypto import KeyRing, new_key_entry
+from .. import db
+from ..config import Settings
+from ..crypto import KeyRing, new_key_entry
 
 START = datetime(2026, 11, 2, 8, 0, 0, tzinfo=timezone(timedelta(hours=-5)))
 ENGINEERS = {"ana": "10.20.0.11", "luis": "10.20.0.12", "marta": "10.20.0.13"}
@@ -167,7 +167,7 @@ def _generate(admin_url: str, out: Path, seed_value: int, requests: int) -> int:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         url = make_conninfo(admin_url, dbname=name)
-        from . import seed  # Faker: imported only when traffic is generated
+        from .. import seed  # Faker: imported only when traffic is generated
 
         with psycopg.connect(url, autocommit=True) as conn:
             db.ensure_schema(conn)
@@ -182,7 +182,8 @@ def _generate(admin_url: str, out: Path, seed_value: int, requests: int) -> int:
 
 
 def _run(url: str, out: Path, seed_value: int, requests: int, store_ids: list[str]) -> int:
-    from .app import create_app  # the whole app: imported only when traffic is generated
+    from ..web.app import create_app  # the whole app: imported only when traffic is generated
+    from ..web.services import services
 
     clock, rng = Clock(), random.Random(seed_value)
     keys = KeyRing.parse(new_key_entry("demo"), "demo")
@@ -200,5 +201,5 @@ def _run(url: str, out: Path, seed_value: int, requests: int, store_ids: list[st
                 traffic.routine()
     finally:
         for app in (live, down):
-            app.extensions["allies.pool"].close()
+            services(app).close()
     return len(out.read_text().splitlines())

@@ -67,9 +67,8 @@ def init_app(
     app: Flask, log_file: Path, echo: bool = True, clock: Callable[[], datetime] = local_now
 ) -> None:
     """Log every request of `app` to `log_file` (and stdout); `clock` gives each line's time (a
-    simulated one for the reproducible demo log). The server logs what it refuses before the app
-    through the same `app.extensions["allies.accesslog"]`."""
-    log = app.extensions["allies.accesslog"] = AccessLog(log_file, echo)
+    simulated one for the reproducible demo log)."""
+    log = AccessLog(log_file, echo)
 
     @app.after_request
     def write_access_line(response: Response) -> Response:

@@ -12,8 +12,9 @@ from functools import partial
 
 from flask import Flask
 
+from ..config import Settings
 from .app import create_app
-from .config import Settings
+from .services import services
 
 THREADS_PER_WORKER = 2  # measured best on granian (docs/performance.md): more threads, more GIL contention
 GRACEFUL_SECONDS = 10  # a stopping worker finishes its requests for this long, then is killed
@@ -69,7 +70,7 @@ def worker_app(settings: Settings) -> Flask:
     """The app of one worker process (its own connection pool), closed when the worker stops."""
     app = create_app(settings)
     # The worker ends through multiprocessing, which runs its finalizers (not atexit handlers).
-    multiprocessing.util.Finalize(app, app.extensions["allies.pool"].close, exitpriority=0)
+    multiprocessing.util.Finalize(app, services(app).close, exitpriority=0)
     return app
 
 

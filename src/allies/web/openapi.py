@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import Flask, jsonify
 
-from .validation import MAX_ALLY_ID_CHARS, MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS
+from ..validation import MAX_ALLY_ID_CHARS, MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS
+from . import api
+from .errors import MESSAGES, SERVICE_UNAVAILABLE
 
 
 def _message(*values: str, detail: bool = False) -> dict:
@@ -29,17 +31,17 @@ def _response(description: str, schema: dict, **headers: str) -> dict:
 
 BAD = _response(
     "Unknown ally, malformed id, or a missing / empty / non-string / too long field, invalid JSON, not JSON",
-    _message("The ally was not found or the request is not correct", detail=True),
+    _message(api.BAD_REQUEST, detail=True),
 )
 UNAUTHORIZED = _response(
     "Tokens are configured and the request has none, or a wrong one",
-    _message("Authentication required", detail=True),
+    _message(api.AUTHENTICATION_REQUIRED, detail=True),
     **{"WWW-Authenticate": 'Bearer realm="allies"'},
 )
-NOT_FOUND_PATH = _response("No such path (for instance an id containing a slash)", _message("Not found"))
-SERVER_ERROR = _response("Unexpected error: never a traceback, never a secret", _message("Server error"))
+NOT_FOUND_PATH = _response("No such path (for instance an id containing a slash)", _message(MESSAGES[404]))
+SERVER_ERROR = _response("Unexpected error: never a traceback, never a secret", _message(MESSAGES[500]))
 UNAVAILABLE = _response(
-    "The database is unreachable; the service recovers by itself", _message("Service unavailable"),
+    "The database is unreachable; the service recovers by itself", _message(SERVICE_UNAVAILABLE),
     **{"Retry-After": "seconds"},
 )  # fmt: skip
 
@@ -64,7 +66,7 @@ def document(secured: bool, rate_limited: bool) -> dict:
                 "type": "object",
                 "required": ["message", "allyId", "allyName"],
                 "properties": {
-                    "message": {"type": "string", "enum": ["Credentials added"]},
+                    "message": {"type": "string", "enum": [api.CREDENTIALS_ADDED]},
                     "allyId": {"type": "string"},
                     "allyName": {"type": ["string", "null"]},
                 },
@@ -72,21 +74,21 @@ def document(secured: bool, rate_limited: bool) -> dict:
         ),
         "400": BAD,
         "404": NOT_FOUND_PATH,
-        "413": _response("Body over the size limit", _message("Request body too large", detail=True)),
+        "413": _response("Body over the size limit", _message(MESSAGES[413], detail=True)),
         "500": SERVER_ERROR,
         "503": UNAVAILABLE,
     }
     if rate_limited:
         post_responses["429"] = _response(
             "Too many writes from this client",
-            _message("Too many requests", detail=True),
+            _message(api.TOO_MANY_REQUESTS, detail=True),
             **{"Retry-After": "seconds"},
         )
     get_responses = {
-        "200": _response("Credentials are set", _message("Ally has credentials set!")),
-        "400": _response("Credentials are not set", _message("Ally does not have credentials set!")),
+        "200": _response("Credentials are set", _message(api.CREDENTIALS_SET)),
+        "400": _response("Credentials are not set", _message(api.CREDENTIALS_NOT_SET)),
         "404": _response(
-            "No such ally (or a malformed id, or no such path)", _message("Ally was not found", "Not found")
+            "No such ally (or a malformed id, or no such path)", _message(api.NOT_FOUND, MESSAGES[404])
         ),
         "500": SERVER_ERROR,
         "503": UNAVAILABLE,

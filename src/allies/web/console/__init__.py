@@ -11,7 +11,7 @@ from datetime import UTC
 
 from flask import Flask
 
-from ..validation import is_valid_ally_id
+from ...validation import is_valid_ally_id
 from . import guard, i18n, views
 
 
@@ -21,4 +21,3 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["utc"] = UTC
     app.jinja_env.tests["valid_ally_id"] = is_valid_ally_id  # only those get a link to their page
     app.register_blueprint(views.bp)
-    app.register_error_handler(404, views.page_not_found)

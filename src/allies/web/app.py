@@ -1,4 +1,5 @@
-"""The application factory: wires settings, database pool, key ring, API, errors and the log.
+"""The application factory: the services, the API, the console, the errors and the log, each
+wired by its own `init_app`.
 
 It starts nothing and writes nothing: the settings come resolved (a database URL, a key ring
 that exists); the CLI starts the embedded database and makes the local key before it."""
@@ -13,9 +14,9 @@ from flask import Flask, g, request
 from werkzeug.exceptions import RequestHeaderFieldsTooLarge, RequestURITooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import accesslog, api, console, db, errors, openapi, ratelimit
-from .config import ConfigError, Settings
-from .crypto import load_keyring
+from ..config import Settings
+from ..failures import ConfigError
+from . import accesslog, api, console, errors, openapi, services
 
 # Per-line limits of the request head, in bytes (the server bounds the whole head, see server.py):
 # what common servers and proxies hold to, so a request that passes here passes in front of us too.
@@ -44,15 +45,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep the contract's key order: message first
 
-    app.extensions["allies.pool"] = db.create_pool(settings.database_url, timeout=settings.db_timeout_seconds)
-    app.extensions["allies.keyring"] = load_keyring(settings)
-    app.extensions["allies.tokens"] = settings.api_tokens
-    limit = settings.write_rate_limit
-    pool = app.extensions["allies.pool"]
-    app.extensions["allies.limiter"] = ratelimit.SharedLimiter(limit, pool) if limit else None
-    app.extensions["allies.refusals"] = ratelimit.Sampler(
-        ratelimit.Limit(api.REFUSALS_AUDITED_PER_MINUTE, 60)
-    )
+    shared = services.init_app(app, settings)
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # OPTIONS gets the JSON 405 with Allow, like any method
     # No redirects: werkzeug would build their Location from the client's Host header.
     app.url_map.merge_slashes = False
@@ -77,10 +70,9 @@ def create_app(
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    openapi.init_app(app, secured=bool(app.extensions["allies.tokens"]), rate_limited=limit is not None)
+    openapi.init_app(app, secured=bool(shared.tokens), rate_limited=shared.limiter is not None)
     errors.init_app(app)
     accesslog.init_app(app, settings.log_file, echo=echo_log, clock=clock)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(api.health_bp)
+    api.init_app(app)
     console.init_app(app)
     return app

@@ -13,11 +13,15 @@ from typing import IO
 from urllib.parse import urlsplit
 
 import psycopg
-from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, request, url_for
-from werkzeug.exceptions import HTTPException, NotFound, TooManyRequests
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException, NotFound
 
-from .. import audit, credentials, errors, ratelimit, remediation, reports, stores, triage
-from ..validation import AllyNotFound, Rejected, parse_ally_id, parse_body
+from ... import audit, credentials, reports, stores, triage
+from ...ratelimit import WriteLimited
+from ...triage import remediation
+from ...validation import AllyNotFound, Rejected, parse_ally_id
+from .. import errors
+from ..services import services
 from . import charts, guard, i18n
 
 bp = Blueprint(
@@ -214,17 +218,19 @@ def set_credentials(ally_id: str):
         store = _store(conn, ally_id)
     if request.method == "GET":
         return render_template("console/credentials.html", ally_id=ally_id, store=store)
-    attempt = audit.Attempt(g.actor, ally_id, request.remote_addr, g.request_id)
     username = request.form.get("username", "")
-    _check_write_limit()
+    found = services()
+    write = credentials.CredentialsWrite(
+        found.pool,
+        found.keyring,
+        audit.Attempt(g.actor, ally_id, request.remote_addr, g.request_id),
+        limiter=found.limiter,
+        refusals=found.refusals,
+    )
+    write.admit(authenticated=True)  # the console has signed its visitor in
     try:
-        username, password = parse_body({"username": username, "password": request.form.get("password", "")})
-        with _pool().connection() as conn:
-            keyring = current_app.extensions["allies.keyring"]
-            credentials.set_credentials(conn, keyring, ally_id, username, password, attempt)
+        write.run(lambda: {"username": username, "password": request.form.get("password", "")})
     except Rejected as exc:
-        with _pool().connection() as conn:
-            audit.record(conn, attempt, "rejected", 400, exc.detail)
         return render_template("console/credentials.html", ally_id=ally_id, store=store, username=username,
                                problem=exc.detail), 400  # fmt: skip
     return redirect(url_for("console.ally", ally_id=ally_id, saved="credentials"), code=303)
@@ -235,7 +241,7 @@ def set_credentials(ally_id: str):
 
 @bp.route("/triage", methods=["GET", "POST"])
 def log_triage():
-    server_log = current_app.extensions["allies.accesslog"].path
+    server_log = services().settings.log_file
     if request.method == "GET":
         return render_template("console/triage.html", server_log=server_log)
     with tempfile.TemporaryDirectory(prefix="allies-triage-") as folder:
@@ -305,20 +311,33 @@ def _time_label(start: int, width: int) -> str:
 
 
 def _pool():
-    return current_app.extensions["allies.pool"]
+    return services().pool
 
 
 def _check_write_limit() -> None:
-    limiter = current_app.extensions["allies.limiter"]
-    wait = limiter.acquire(request.remote_addr or "-") if limiter else 0
-    if wait:
-        raise TooManyRequests(retry_after=int(ratelimit.retry_after(wait)))
+    """The API's write limit, for the console's writes (and sign-in attempts: guessing is limited)."""
+    limiter = services().limiter
+    if limiter is not None:
+        limiter.check(request.remote_addr or "-")
+
+
+@bp.route("/<path:unknown>", methods=["GET", "POST"])
+def page_not_found(unknown: str):
+    """A path under /console/ that no page has: the console's 404 page (every other path keeps the
+    API's JSON 404)."""
+    raise NotFound()
 
 
 @bp.errorhandler(Rejected)
 def rejected(exc: Rejected):
     status = 404 if isinstance(exc, AllyNotFound) else 400
     return render_template("console/error.html", status=status, detail=exc.detail), status
+
+
+@bp.errorhandler(WriteLimited)
+def write_limited(exc: WriteLimited):
+    page = render_template("console/error.html", status=429, retry_after=exc.retry_after)
+    return page, 429, {"Retry-After": exc.retry_after}
 
 
 @bp.errorhandler(HTTPException)
@@ -330,22 +349,13 @@ def http_error(exc: HTTPException):
     return page, status, {"Retry-After": str(retry_after)} if retry_after else {}
 
 
-def page_not_found(exc: NotFound):
-    """A path nothing routes: under /console/, the console's page (Flask answers these before any
-    blueprint is chosen, so this is an app-wide handler); elsewhere, the API's JSON as before."""
-    if not request.path.startswith(bp.url_prefix + "/"):
-        return errors.render_http_error(exc)
-    g.lang = i18n.choose_language()
-    response = make_response(render_template("console/error.html", status=404), 404)
-    return guard.secure_headers(response)
-
-
 @bp.errorhandler(psycopg.OperationalError)
 def database_unavailable(exc: psycopg.OperationalError):
     current_app.logger.warning(
         "database unavailable (%s) in console request %s", type(exc).__name__, g.request_id
     )
-    return render_template("console/error.html", status=503, kind="database"), 503, {"Retry-After": "5"}
+    page = render_template("console/error.html", status=503, kind="database")
+    return page, 503, {"Retry-After": str(errors.RETRY_AFTER_SECONDS)}
 
 
 @bp.errorhandler(Exception)

@@ -12,10 +12,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from . import audit
-from .text import printable
-from .triage import AllyStats
-from .validation import is_valid_ally_id
+from .. import audit
+from ..text import printable
+from ..validation import is_valid_ally_id
+from .analysis import AllyStats
 
 if TYPE_CHECKING:
     import psycopg
@@ -45,7 +45,7 @@ class AllyRecord:
 
 def lookup(conn: psycopg.Connection, ally_ids: list[str]) -> dict[str, AllyRecord]:
     """Name and current credentials status of each id (ids with no store are marked missing)."""
-    from .credentials import IS_SET  # with the database driver: only when a database is used
+    from ..credentials import IS_SET  # with the database driver: only when a database is used
 
     valid = [ally_id for ally_id in ally_ids if is_valid_ally_id(ally_id)]  # a NUL cannot even be sent
     rows = conn.execute(

@@ -8,8 +8,8 @@ import psycopg
 from flask import Flask, current_app, g, jsonify
 from werkzeug.exceptions import HTTPException
 
-RETRY_AFTER_SECONDS = 5
-MAX_DETAIL_CHARS = 200  # a detail may quote the client's own text: clipped
+RETRY_AFTER_SECONDS = 5  # what a client is told to wait while the database is unavailable
+SERVICE_UNAVAILABLE = "Service unavailable"
 logger = logging.getLogger("allies.errors")
 
 MESSAGES = {
@@ -23,32 +23,9 @@ MESSAGES = {
 }
 
 
-class Refusal(Exception):
-    """A request refused before any work (401, 429): its status, message, detail and headers, and
-    (outcome, detail) when it is to be audited."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        detail: str,
-        headers: dict[str, str] | None = None,
-        audit: tuple[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.detail = status, message, detail
-        self.headers, self.audit = headers or {}, audit
-
-
 def json_error(status: int, message: str, **extra: str):
     response = jsonify({"message": message, **extra})
     response.status_code = status
-    return response
-
-
-def render_refusal(exc: Refusal):
-    response = json_error(exc.status, exc.message, detail=exc.detail)
-    response.headers.update(exc.headers)
     return response
 
 
@@ -71,7 +48,7 @@ def database_unavailable(exc: Exception):
     """Covers connection failures and psycopg_pool.PoolTimeout (an OperationalError too)."""
     # The driver's message may quote SQL parameters: log the type only, never the text.
     logger.warning("database unavailable (%s) in request %s", type(exc).__name__, _rid())
-    response = json_error(503, "Service unavailable")
+    response = json_error(503, SERVICE_UNAVAILABLE)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
@@ -82,7 +59,6 @@ def server_error(exc: Exception):
 
 
 def init_app(app: Flask) -> None:
-    app.register_error_handler(Refusal, render_refusal)
     app.register_error_handler(HTTPException, render_http_error)
     app.register_error_handler(psycopg.OperationalError, database_unavailable)
     app.register_error_handler(Exception, server_error)

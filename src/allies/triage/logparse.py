@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
+from ..validation import canonical_ally_id
 from . import _logscan
-from .validation import UUID_PATTERN
 
 MALFORMED_SAMPLES = 5
 MAX_LINE_BYTES = 1024 * 1024  # a longer line is malformed (allies.triage never reads one whole)
@@ -75,7 +75,6 @@ _GRAMMAR = re.compile(LINE)
 # plain ones the same way).
 _CREDENTIALS_ENDPOINT = re.compile(_REQUEST_FIELDS.format(_CREDENTIALS))
 _ALL_ENDPOINTS = re.compile(_REQUEST_FIELDS.format(_ANY_ALLY))
-_UUID = re.compile(f"^(?i:{UUID_PATTERN.pattern})$")
 
 
 @dataclass(frozen=True)
@@ -178,5 +177,4 @@ def _text(block: bytes, start: int, end: int) -> str:
 @functools.lru_cache(maxsize=4096)  # a log names the same allies over and over
 def canonical_ally(raw: str) -> str:
     """The id as the app reads it from the path: percent-decoded, a UUID in lowercase."""
-    ally = unquote(raw) if "%" in raw else raw
-    return ally.lower() if _UUID.match(ally) else ally
+    return canonical_ally_id(unquote(raw) if "%" in raw else raw)

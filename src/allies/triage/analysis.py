@@ -1,4 +1,4 @@
-"""Case 4: triage of access logs — failed requests, affected allies and whether they recovered.
+"""Case 4: the analysis of access logs — failed requests, affected allies, whether they recovered.
 
 Reads logs (plain or gzip, files or stdin) in blocks of whole lines; allies.logparse says what
 each block contains. Blocks are analysed by threads, one more than CPUs (the scanning core
@@ -25,9 +25,10 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import BinaryIO
 
+from ..failures import InputProblem
+from ..validation import is_valid_ally_id
 from . import logparse
 from .logparse import Window
-from .validation import is_valid_ally_id
 
 CHUNK_BYTES = 8 * 1024 * 1024
 # A line longer than this is malformed. It is never read whole: memory stays bounded whatever the
@@ -36,7 +37,7 @@ MAX_LINE_BYTES = logparse.MAX_LINE_BYTES
 SCAN_BYTES = 64 * 1024  # the piece read at a time while skipping the rest of a long line
 
 
-class TriageError(Exception):
+class TriageError(InputProblem):
     """Input that cannot be read (missing file, bad gzip, bad time); the message says which."""
 
 
@@ -419,7 +420,7 @@ def analyze(
     )
     # One thread more than CPUs: while one waits for its read or the GIL, the CPUs stay busy.
     workers = workers or len(os.sched_getaffinity(0)) + 1
-    jobs = ((i, task) for i, path in enumerate(paths) for task in _with_file(report, i, path))
+    jobs = ((i, task) for i, path in enumerate(paths) for task in _with_file(report, path))
     head = list(islice(jobs, 2))
     jobs = chain(head, jobs)
     if len(head) < 2 or workers == 1:  # a single block: not worth starting threads
@@ -430,7 +431,7 @@ def analyze(
     return report
 
 
-def _with_file(report: Report, index: int, path: str) -> Iterator[RangeTask | StreamBlock]:
+def _with_file(report: Report, path: str) -> Iterator[RangeTask | StreamBlock]:
     report.files.append({"path": path, "lines": 0})
     yield from _tasks(path)
 

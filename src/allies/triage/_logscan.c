@@ -542,7 +542,7 @@ done:
 
 static PyMethodDef methods[] = {{"scan", scan, METH_VARARGS, scan_doc}, {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "allies._logscan", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "allies.triage._logscan", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__logscan(void) { return PyModule_Create(&module); }
 #endif

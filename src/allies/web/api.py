@@ -1,0 +1,173 @@
+"""The HTTP API: `/allies/<id>/credentials` (the original contract) and `/health`.
+
+Views say only what succeeds; every failure is an exception (`Rejected` from validation, a
+refusal of the write path, an HTTP error while reading the body), rendered in the one JSON shape
+of `errors` by this blueprint's handlers. Credentials writes go through the write path every face
+uses (`credentials.CredentialsWrite`), which audits what fails.
+
+The contract's words live here; the OpenAPI document (openapi.py) reads them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+from flask import Blueprint, Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from .. import audit, auth, credentials
+from ..ratelimit import WriteLimited
+from ..validation import AllyNotFound, BodyTooLarge, Rejected, parse_ally_id
+from . import errors
+from .services import services
+
+bp = Blueprint("allies", __name__)
+health_bp = Blueprint("health", __name__)  # open to probes: no token, no rate limit
+
+# The contract's messages.
+CREDENTIALS_ADDED = "Credentials added"
+CREDENTIALS_SET = "Ally has credentials set!"
+CREDENTIALS_NOT_SET = "Ally does not have credentials set!"
+BAD_REQUEST = "The ally was not found or the request is not correct"
+NOT_FOUND = "Ally was not found"
+AUTHENTICATION_REQUIRED = "Authentication required"
+TOO_MANY_REQUESTS = "Too many requests"
+READ_BYTES = 64 * 1024
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.register_blueprint(health_bp)
+
+
+@bp.before_request
+def authenticate() -> None:
+    """With tokens configured, every /allies/... request names its caller, or is refused (401).
+    A write is admitted by the write path: its limit first, then its caller."""
+    tokens = services().tokens
+    g.actor = auth.identify(tokens, request.headers.get("Authorization")) if tokens else auth.LOCAL_ACTOR
+    if request.method == "POST":
+        g.write = _credentials_write(request.view_args.get("ally_id", ""))
+        g.write.admit(authenticated=g.actor is not None)
+    elif g.actor is None:
+        raise credentials.NotAuthenticated()
+
+
+@bp.post("/allies/<ally_id>/credentials")
+def add_credentials(ally_id: str):
+    written = g.write.run(_json_body)
+    return jsonify({"message": CREDENTIALS_ADDED, "allyId": written.ally_id, "allyName": written.name})
+
+
+@bp.get("/allies/<ally_id>/credentials")
+def credentials_status(ally_id: str):
+    canonical_id = parse_ally_id(ally_id)
+    with services().pool.connection() as conn:
+        status = credentials.credentials_status(conn, canonical_id)
+    if not status.exists:
+        raise AllyNotFound(f"unknown ally: no store has id {canonical_id}")
+    if status.is_set:
+        return jsonify({"message": CREDENTIALS_SET})
+    return jsonify({"message": CREDENTIALS_NOT_SET}), 400
+
+
+# -- failures: rendered in one shape (the write path has audited those of a write) ------------
+
+
+@bp.errorhandler(Rejected)
+def rejected(exc: Rejected):
+    """The contract: a bad POST is a 400 with a detail; a GET of a bad or unknown id, a 404."""
+    if request.method != "POST":
+        return errors.json_error(404, NOT_FOUND)
+    if isinstance(exc, BodyTooLarge):
+        return errors.json_error(413, errors.MESSAGES[413], detail=exc.detail)
+    return errors.json_error(400, BAD_REQUEST, detail=exc.detail)
+
+
+@bp.errorhandler(credentials.NotAuthenticated)
+def not_authenticated(exc: credentials.NotAuthenticated):
+    response = errors.json_error(401, AUTHENTICATION_REQUIRED, detail="send Authorization: Bearer <token>")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="allies"'
+    return response
+
+
+@bp.errorhandler(WriteLimited)
+def write_limited(exc: WriteLimited):
+    response = errors.json_error(429, TOO_MANY_REQUESTS, detail=str(exc))
+    response.headers["Retry-After"] = exc.retry_after
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def http_error(exc: HTTPException):  # refused before the view (a head over its limits, say)
+    write = g.get("write")
+    if write is None and request.method == "POST":  # refused before the write path began
+        write = _credentials_write((request.view_args or {}).get("ally_id", ""))
+    if write is not None:
+        write.audit_failure("rejected", exc.code or 400, exc.name)
+    return errors.render_http_error(exc)
+
+
+@bp.errorhandler(Exception)
+def unexpected(exc: Exception):  # the write path has audited a failed write
+    if isinstance(exc, psycopg.OperationalError):
+        return errors.database_unavailable(exc)
+    return errors.server_error(exc)
+
+
+@health_bp.get("/health")
+def health():
+    """Liveness (the process answers) and readiness (the database answers)."""
+    try:
+        with services().pool.connection() as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError:
+        body = {"status": "alive", "database": "unavailable", "message": errors.SERVICE_UNAVAILABLE}
+        return jsonify(body), 503, {"Retry-After": str(errors.RETRY_AFTER_SECONDS)}
+    return jsonify({"status": "ok", "database": "ok"})
+
+
+def _credentials_write(ally_id: str) -> credentials.CredentialsWrite:
+    attempt = audit.Attempt(
+        actor=g.get("actor") or auth.ANONYMOUS_ACTOR,
+        ally_id=ally_id,
+        client_addr=request.remote_addr,
+        request_id=g.request_id,
+    )
+    found = services()
+    return credentials.CredentialsWrite(
+        found.pool, found.keyring, attempt, limiter=found.limiter, refusals=found.refusals
+    )
+
+
+def _json_body() -> object:
+    if not request.is_json:
+        raise Rejected("the request must be application/json (set Content-Type: application/json)")
+    raw = _read_body()
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise Rejected("invalid JSON in the request body: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError):
+        raise Rejected("invalid JSON in the request body") from None
+
+
+def _read_body() -> bytes:
+    """The whole body, whatever its framing (Content-Length or chunked). Past the size limit the
+    stream raises 413 for both; a body shorter than its Content-Length is refused, not parsed.
+    (granian ends the stream where the framing breaks, e.g. at an invalid chunk size, without an
+    error: what came before it is then parsed, and a cut JSON document is invalid JSON.)"""
+    body = bytearray()
+    try:
+        while chunk := request.stream.read(READ_BYTES):
+            body += chunk
+    except RequestEntityTooLarge:
+        raise BodyTooLarge(f"the limit is {request.max_content_length} bytes") from None
+    except HTTPException:
+        raise
+    except Exception:  # Flask's development server raises where the framing breaks
+        raise Rejected("the request body cannot be read: malformed chunked encoding or length") from None
+    if request.content_length is not None and len(body) < request.content_length:
+        raise Rejected("the request body cannot be read: it ended before its Content-Length")
+    return bytes(body)

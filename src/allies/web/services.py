@@ -1,0 +1,61 @@
+"""What the web faces share, built once per app by the factory: the database pool, the key ring,
+the tokens, the write limit, the sampler of audited refusals, the settings. Reached through
+`services()` (or `services(app)` outside a request): the one place that knows where Flask keeps it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app
+from psycopg_pool import ConnectionPool
+
+from .. import db, ratelimit
+from ..config import Settings
+from ..crypto import KeyRing
+from ..keyfile import load_keyring
+
+_EXTENSION = "allies"
+# Refusals before any work (401, 429) cost an attacker nothing, so they are audited sampled: up to
+# this many per client address and minute (the next audited row counts the rest).
+REFUSALS_AUDITED_PER_MINUTE = 10
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: ConnectionPool
+    keyring: KeyRing
+    tokens: dict[str, str]
+    limiter: ratelimit.SharedLimiter | None
+    refusals: ratelimit.Sampler = field(
+        default_factory=lambda: ratelimit.Sampler(ratelimit.Limit(REFUSALS_AUDITED_PER_MINUTE, 60))
+    )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        """The pool is opened without waiting for the database (a request then answers 503 until
+        it is back); the key ring must be readable."""
+        keyring = load_keyring(settings)  # first: a ring that cannot be read leaves no pool open
+        pool = db.create_pool(settings.database_url, timeout=settings.db_timeout_seconds)
+        limit = settings.write_rate_limit
+        return cls(
+            settings=settings,
+            pool=pool,
+            keyring=keyring,
+            tokens=settings.api_tokens,
+            limiter=ratelimit.SharedLimiter(limit, pool) if limit else None,
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def init_app(app: Flask, settings: Settings) -> Services:
+    app.extensions[_EXTENSION] = Services.from_settings(settings)
+    return app.extensions[_EXTENSION]
+
+
+def services(app: Flask | None = None) -> Services:
+    """The services of `app`, by default the app of the current request."""
+    return (app or current_app).extensions[_EXTENSION]
