@@ -30,9 +30,10 @@ test-slow: $(BIN)/allies ## The slow tier: load and fault tests, schemathesis, t
 
 check: lint test test-slow ## Everything: lint, the fast tier, the slow tier. CI runs this, then make docker-test.
 
-lint: $(BIN)/allies ## ruff: lint and formatting.
+lint: $(BIN)/allies ## ruff (lint and formatting) and import-linter (the layers of docs/architecture.md).
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(BIN)/allies
 	$(BIN)/ruff check --fix .

@@ -177,5 +177,7 @@ api_url_option = click.option(
 )
 
 
-def json_option(function):
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(function)
+def json_option(function=None, *, help: str = "Print JSON for scripts."):
+    """The `--json` flag (as `as_json`): `@json_option`, or `@json_option(help=...)`."""
+    option = click.option("--json", "as_json", is_flag=True, help=help)
+    return option(function) if function is not None else option

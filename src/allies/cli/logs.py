@@ -11,7 +11,7 @@ from .. import triage
 from ..text import printable
 from ..triage import remediation
 from ..validation import parse_time
-from .base import InputError, api_url_option, literal, main, print_json, redact, settings
+from .base import InputError, api_url_option, json_option, literal, main, print_json, redact, settings
 
 EXIT_AFFECTED = 3
 RECOVERED_SHOWN = 3
@@ -24,7 +24,7 @@ def logs_group() -> None:
 
 @logs_group.command("triage")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option(help="Print the report as JSON.")
 @click.option(
     "--timeline",
     is_flag=True,

@@ -34,7 +34,7 @@ console = Console()
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
 )
-@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@json_option(help="Same as --format json.")
 @click.option("--chart", is_flag=True, help="Draw a bar chart in the terminal.")
 def tags(fmt: str, as_json: bool, chart: bool) -> None:
     """Case 1: every tag in use and how many stores use it (runs sql/01_tags_distribution.sql).
@@ -113,21 +113,25 @@ def _describe(key: str, value) -> str:
     return str(value)
 
 
-def _replace_tag_pairs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for value in values:
+class TagReplacement(click.ParamType):
+    """`OLD=NEW`, as the pair (OLD, NEW), each stripped and not empty."""
+
+    name = "OLD=NEW"
+
+    def convert(self, value, param, ctx) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
         old, sep, new = value.partition("=")
         if not sep or not old.strip() or not new.strip():
-            raise InputError(f"--replace-tag takes OLD=NEW, got {value!r}")
-        pairs.append((old.strip(), new.strip()))
-    return tuple(pairs)
+            raise InputError(f"--replace-tag takes OLD=NEW, got {value!r}")  # one line, exit 2
+        return old.strip(), new.strip()
 
 
 @store_group.command("update")
 @click.argument("store_id")
 @click.option("--owner", help="New brand_owner.")
 @click.option("--name", help="New store name.")
-@click.option("--replace-tag", "replace_tag", multiple=True, metavar="OLD=NEW", help="Repeatable.")
+@click.option("--replace-tag", "replace_tag", multiple=True, type=TagReplacement(), help="Repeatable.")
 @click.option("--reason", help="Why, for the journal (e.g. a ticket) [default: the change itself].")
 @click.option("--dry-run", is_flag=True, help="Show the change, write nothing.")
 @click.option("--yes", is_flag=True, help="Apply without asking.")
@@ -136,7 +140,7 @@ def store_update(
     store_id: str,
     owner: str | None,
     name: str | None,
-    replace_tag: tuple[str, ...],
+    replace_tag: tuple[tuple[str, str], ...],
     reason: str | None,
     dry_run: bool,
     yes: bool,
@@ -154,7 +158,7 @@ def store_update(
             --owner Old-Wolf --replace-tag finanzas=educacion --yes
     """
     store_id = parse_ally_id(store_id)
-    change = stores.Change(owner=owner, name=name, replace_tags=_replace_tag_pairs(replace_tag))
+    change = stores.Change(owner=owner, name=name, replace_tags=replace_tag)
     if not change.touched_keys():
         raise InputError("nothing to change: give --owner, --name or --replace-tag")
     reason = (reason or f"allies store update: {change.describe()}")[: stores.MAX_REASON_CHARS]

@@ -439,23 +439,55 @@ static PyObject *epoch_or_none(const Ally *ally, int64_t epoch) {
     return PyLong_FromLongLong(epoch);
 }
 
+/* What a block says about one ally id, by name (logparse.AllyCounts documents each field). */
+static PyStructSequence_Field ally_counts_fields[] = {
+    {"ally", "the id as written in the path"},
+    {"requests", "requests to the ally endpoint"},
+    {"failures", "those with a status of 400 and up"},
+    {"statuses", "{status: failures}"},
+    {"methods", "{method: failures}"},
+    {"first_failure", "UTC epoch seconds, None without failures"},
+    {"last_failure", "UTC epoch seconds, None without failures"},
+    {"clients", "[(line index, client)] of the first distinct clients of its failures"},
+    {"latest_epoch", "the time of its latest request"},
+    {"latest_index", "that request's line index in the block"},
+    {"latest_ok", "whether that request succeeded"},
+    {NULL, NULL}};
+static PyStructSequence_Desc ally_counts_desc = {"allies.triage._logscan.AllyCounts",
+                                                 "What a block says about one ally id.", ally_counts_fields, 11};
+static PyTypeObject *AllyCountsType;
+
+static PyObject *ally_counts(const Ally *ally, const char *data) { /* a new AllyCounts, or NULL */
+    PyObject *fields[11] = {
+        text(data, ally->id_start, ally->id_end),
+        PyLong_FromSsize_t(ally->requests),
+        PyLong_FromSsize_t(ally->failures),
+        tallies_dict(&ally->statuses, data, 1),
+        tallies_dict(&ally->methods, data, 0),
+        epoch_or_none(ally, ally->first),
+        epoch_or_none(ally, ally->last),
+        first_seen_list(&ally->clients, data),
+        PyLong_FromLongLong((long long)ally->latest_epoch),
+        PyLong_FromSsize_t(ally->latest_index),
+        PyBool_FromLong(ally->latest_ok),
+    };
+    PyObject *item = PyStructSequence_New(AllyCountsType);
+    for (int f = 0; f < 11; f++) {
+        if (fields[f] == NULL) Py_CLEAR(item);
+    }
+    for (int f = 0; f < 11; f++) {
+        if (item != NULL)
+            PyStructSequence_SET_ITEM(item, f, fields[f]); /* steals the reference */
+        else
+            Py_XDECREF(fields[f]);
+    }
+    return item;
+}
+
 static PyObject *allies_list(const Allies *a, const char *data) {
     PyObject *list = PyList_New(a->len);
     for (ssize_t i = 0; list && i < a->len; i++) {
-        const Ally *ally = &a->items[i];
-        PyObject *id = text(data, ally->id_start, ally->id_end), *statuses = tallies_dict(&ally->statuses, data, 1),
-                 *methods = tallies_dict(&ally->methods, data, 0), *first = epoch_or_none(ally, ally->first),
-                 *last = epoch_or_none(ally, ally->last), *clients = first_seen_list(&ally->clients, data), *item = NULL;
-        if (id && statuses && methods && first && last && clients)
-            item = Py_BuildValue("(OnnOOOOOLnO)", id, ally->requests, ally->failures, statuses, methods, first, last,
-                                 clients, (long long)ally->latest_epoch, ally->latest_index,
-                                 ally->latest_ok ? Py_True : Py_False);
-        Py_XDECREF(id);
-        Py_XDECREF(statuses);
-        Py_XDECREF(methods);
-        Py_XDECREF(first);
-        Py_XDECREF(last);
-        Py_XDECREF(clients);
+        PyObject *item = ally_counts(&a->items[i], data);
         if (item == NULL) {
             Py_CLEAR(list);
             break;
@@ -485,10 +517,9 @@ PyDoc_STRVAR(scan_doc,
              "plain lines counted. statuses: {status: count} of the plain lines in the window. others:\n"
              "[(index, start, end)] of the lines that are not plain. allies: for each ally id (as written)\n"
              "that the plain lines in the window request on the ally endpoint (credentials; with\n"
-             "any_endpoint, anything under /allies/<id>): (id, requests, failures, {status: failures},\n"
-             "{method: failures}, first failure, last failure (UTC seconds or None), [(line index, client)\n"
-             "of the first max_clients distinct clients of its failures], latest request's time, its line\n"
-             "index, ok). failures (empty unless timeline): {(minute, status): count} of the plain lines\n"
+             "any_endpoint, anything under /allies/<id>): an AllyCounts (ally, requests, failures,\n"
+             "statuses, methods, first_failure, last_failure, clients: the first max_clients distinct\n"
+             "clients of its failures, latest_epoch, latest_index, latest_ok). failures (empty unless timeline): {(minute, status): count} of the plain lines\n"
              "in the window with a status of 400 and up (minute: UTC epoch seconds // 60).");
 
 static PyObject *scan(PyObject *module, PyObject *args) {
@@ -544,5 +575,19 @@ static PyMethodDef methods[] = {{"scan", scan, METH_VARARGS, scan_doc}, {NULL, N
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "allies.triage._logscan", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__logscan(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__logscan(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (AllyCountsType == NULL && (AllyCountsType = PyStructSequence_NewType(&ally_counts_desc)) == NULL) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(AllyCountsType);
+    if (PyModule_AddObject(m, "AllyCounts", (PyObject *)AllyCountsType) < 0) {
+        Py_DECREF(AllyCountsType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
 #endif

@@ -59,16 +59,16 @@ class AllyStats:
     def add(self, counts: logparse.AllyCounts, file_index: int, first_line: int) -> None:
         """What a block says about this ally (blocks come in input order); its clients come apart,
         from every count of the block at once (`add_clients`)."""
-        _, requests, failures, statuses, methods, first, last, _, epoch, index, ok = counts
-        self.requests += requests
-        latest = (epoch, file_index, first_line + index + 1)
+        self.requests += counts.requests
+        latest = (counts.latest_epoch, file_index, first_line + counts.latest_index + 1)
         if latest > self._latest:
-            self._latest, self.last_ok = latest, ok
-        if not failures:
+            self._latest, self.last_ok = latest, counts.latest_ok
+        if not counts.failures:
             return
-        self.failures += failures
-        self.statuses.update(statuses)
-        self.methods.update(methods)
+        first, last = counts.first_failure, counts.last_failure
+        self.failures += counts.failures
+        self.statuses.update(counts.statuses)
+        self.methods.update(counts.methods)
         self._first = first if self._first is None else min(self._first, first)
         self._last = last if self._last is None else max(self._last, last)
 
@@ -395,11 +395,11 @@ class Report:
         # clients are merged in input order, so the first ones listed are exactly the first seen.
         clients: dict[str, list[tuple[int, str]]] = {}
         for counts in block.allies:
-            ally = logparse.canonical_ally(counts[0])
+            ally = logparse.canonical_ally(counts.ally)
             stats = self.allies.get(ally) or self.allies.setdefault(ally, AllyStats(ally))
             stats.add(counts, file_index, first_line)
-            if counts[7]:
-                clients.setdefault(ally, []).extend(counts[7])
+            if counts.clients:
+                clients.setdefault(ally, []).extend(counts.clients)
         for ally, first_seen in clients.items():
             self.allies[ally].add_clients(first_seen)
 

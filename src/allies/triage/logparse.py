@@ -93,11 +93,13 @@ class Window:
 
 
 # What a block says about one ally id (as written in the path), from the valid lines in the window
-# that request the ally endpoint: (id, requests, failures, {status: failures}, {method: failures},
-# first failure, last failure (UTC seconds, None without failures), [(line index in the block,
-# client) of the first MAX_CLIENTS_LISTED distinct clients of its failures], the latest request's
-# time, its line index, and whether it succeeded). _logscan.c makes them for the plain lines.
-AllyCounts = tuple[str, int, int, dict, dict, int | None, int | None, list, int, int, bool]
+# that request the ally endpoint, as a named record made by the scanning core (a C struct sequence:
+# as cheap as a tuple): ally (the id), requests, failures, statuses {status: failures}, methods
+# {method: failures}, first_failure and last_failure (UTC seconds, None without failures), clients
+# [(line index in the block, client) of the first MAX_CLIENTS_LISTED distinct clients of its
+# failures], latest_epoch and latest_index (its latest request's time and line index), latest_ok
+# (whether that request succeeded). Python makes the same record for the lines it reads itself.
+AllyCounts = _logscan.AllyCounts
 
 
 @dataclass
@@ -145,8 +147,10 @@ def _one_request(index: int, found: _Valid, ally: str, method: str, host: str) -
     """An AllyCounts of one request (a line that is not plain, read by Python)."""
     failed, epoch = found.status >= 400, found.epoch
     if not failed:
-        return (ally, 1, 0, {}, {}, None, None, [], epoch, index, True)
-    return (ally, 1, 1, {found.status: 1}, {method: 1}, epoch, epoch, [(index, host)], epoch, index, False)
+        return AllyCounts((ally, 1, 0, {}, {}, None, None, [], epoch, index, True))
+    return AllyCounts(
+        (ally, 1, 1, {found.status: 1}, {method: 1}, epoch, epoch, [(index, host)], epoch, index, False)
+    )
 
 
 @dataclass(frozen=True)

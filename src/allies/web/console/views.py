@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from ... import audit, credentials, reports, stores, triage
 from ...ratelimit import WriteLimited
 from ...triage import remediation
-from ...validation import AllyNotFound, Rejected, parse_ally_id
+from ...validation import AllyNotFound, Rejected, canonical_ally_id, parse_ally_id
 from .. import errors
 from ..services import services
 from . import charts, guard, i18n
@@ -136,7 +136,7 @@ def search():
     text = request.args.get("q", "")
     with _pool().connection() as conn:
         found = stores.search(conn, text)
-    if len(found) == 1 and found[0]["id"] == text.strip().lower():
+    if len(found) == 1 and found[0]["id"] == canonical_ally_id(text.strip()):
         return redirect(url_for("console.ally", ally_id=found[0]["id"]))
     return render_template("console/search.html", text=text, found=found)
 
