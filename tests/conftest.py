@@ -11,12 +11,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
+from helpers.http import wait_for_http
 from psycopg.conninfo import make_conninfo
 
 from allies import db, seed
@@ -165,25 +165,10 @@ def allies_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback test server
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
 @pytest.fixture
 def serve(tmp_path, settings):
-    """Factory: the real server (`allies serve`, gunicorn) on a free port over this test's database
-    (`extra_env` may point it elsewhere); `serve.processes[base_url]` is its gunicorn master."""
+    """Factory: the real server (`allies serve`, granian) on a free port over this test's database
+    (`extra_env` may point it elsewhere); `serve.processes[base_url]` is its server process."""
     processes = {}
 
     def start(workers: int = 1, **extra_env: str) -> str:

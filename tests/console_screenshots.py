@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conftest import free_port, wait_for_http
+from conftest import free_port
+from helpers.http import wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "console"

@@ -16,8 +16,8 @@ from conftest import (
     allies_env,
     free_port,
     make_app,
-    wait_for_http,
 )
+from helpers.http import wait_for_http
 
 from allies import auth
 from allies.cli import main

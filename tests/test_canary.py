@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import urllib.error
-import urllib.request
 import uuid
 
 import psycopg
 import pytest
 from conftest import BARNES, TEST_KEYS, YOUNG_WOLF, allies_env, stored_credentials
+from helpers.http import send
 
 from allies.crypto import KeyRing, new_key_entry
 from allies.embedded import bin_dir
@@ -20,18 +19,6 @@ from allies.embedded import bin_dir
 pytestmark = [pytest.mark.served]
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
-
-
-def send(
-    url: str, data: bytes | None, method: str = "POST", content_type: str = "application/json"
-) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, error.read()
 
 
 def test_a_canary_secret_leaks_nowhere(serve, database_url, settings, tmp_path):
@@ -55,7 +42,7 @@ def test_a_canary_secret_leaks_nowhere(serve, database_url, settings, tmp_path):
     ]
     bodies = []
     for url, data, expected in requests:
-        status, answer = send(url, data)
+        status, answer, _ = send("POST", url, data, {"Content-Type": "application/json"})
         assert status == expected, (url[:80], status, answer)
         bodies.append(answer)
     cli = subprocess.run(

@@ -22,7 +22,7 @@ from conftest import (
     stored_credentials,
 )
 from flask.sessions import NullSession
-from test_triage import B, known_log
+from helpers.logs import B, known_log
 
 from allies.ratelimit import Limit
 from allies.web.console import guard, i18n, views

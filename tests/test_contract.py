@@ -1,5 +1,5 @@
 """The OpenAPI contract is machine-checked: schemathesis against the app in process (bounded), and
-once against the real served app (gunicorn + PostgreSQL)."""
+once against the real served app (granian + PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -9,8 +9,9 @@ import subprocess
 
 import cli_reference
 import pytest
-from conftest import ROOT, allies_env, free_port, wait_for_http
+from conftest import ROOT, allies_env, free_port
 from docrunner import SHELL_LANGUAGES, blocks, output_matches, run_command
+from helpers.http import wait_for_http
 
 from allies.embedded import bin_dir
 

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from click.testing import CliRunner
 from conftest import BARNES, TOKENS, YOUNG_WOLF, make_app
+from helpers.logs import common, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_triage import common, write
 
 from allies.cli import main
 from allies.ratelimit import Limit
@@ -85,7 +85,8 @@ BEFORE_THE_APP = {
 @pytest.fixture(scope="module")
 def hostile_server(tmp_path_factory, template_name, server_url):
     """One served app (`allies serve`) for the raw-socket cases, and its access log."""
-    from conftest import TEST_KEYS, allies_env, create_database, drop_database, free_port, wait_for_http
+    from conftest import TEST_KEYS, allies_env, create_database, drop_database, free_port
+    from helpers.http import wait_for_http
 
     name = f"allies_hostile_{free_port()}"
     url = create_database(server_url, name, template_name)
@@ -337,7 +338,7 @@ def test_any_log_line_is_read_as_the_line_by_line_reference_reads_it(lines_spec)
     import tempfile
     from pathlib import Path
 
-    from test_triage import MUTATIONS, PATHS, reference
+    from helpers.logs import MUTATIONS, PATHS, reference
 
     from allies import triage
 

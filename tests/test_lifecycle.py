@@ -7,7 +7,8 @@ import socket
 import subprocess
 
 import pytest
-from conftest import allies_env, free_port, wait_for_http
+from conftest import allies_env, free_port
+from helpers.http import wait_for_http
 
 pytestmark = [pytest.mark.served]
 

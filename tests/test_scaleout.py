@@ -17,9 +17,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import test_load
-from conftest import ROOT, TEST_KEYS, allies_env, free_port, make_app, stored_credentials, wait_for_http
-from test_load import CLIENTS, NEW_RING, Client, Load, ending
+from conftest import ROOT, TEST_KEYS, allies_env, free_port, make_app, stored_credentials
+from helpers.http import wait_for_http
+from helpers.load import CLIENTS, MARKS, NEW_RING, Client, Load, ending
 
 from allies import keys
 from allies.crypto import KeyRing, new_key_entry
@@ -28,7 +28,7 @@ from allies.web.services import services
 sys.path.insert(0, str(ROOT / "bench"))
 import stack  # noqa: E402 - bench/stack.py runs nginx for the benchmarks and for this test
 
-pytestmark = test_load.pytestmark  # slow, served, and the same pool-closing warning filter
+pytestmark = MARKS  # slow, served, and a pool-closing warning filter
 
 REPLICAS = 3
 ALLIES = 60

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
-import urllib.error
-import urllib.request
 
 import pytest
 from conftest import BARNES, CASE3_PASSWORD, CASE3_USERNAME
+from helpers.http import send
 
 from allies.embedded import bin_dir
 
@@ -16,16 +14,8 @@ pytestmark = [pytest.mark.served]
 
 
 def call(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.load(error)
+    answer = send(method, url, body)
+    return answer.status, answer.json()
 
 
 def test_the_served_app_follows_the_contract_and_keeps_secrets_out_of_dump_and_log(
@@ -76,7 +66,8 @@ server.run(None, "127.0.0.1", int(sys.argv[1]), workers=1, threads=1)
 
 
 def test_no_request_environ_holds_the_secret_variables(tmp_path):
-    from conftest import allies_env, free_port, wait_for_http
+    from conftest import allies_env, free_port
+    from helpers.http import wait_for_http
 
     port = free_port()
     secret = ("DATABASE_URL", "ALLIES_ENCRYPTION_KEYS", "ALLIES_API_TOKENS", "PGPASSWORD", "HTTP_PROXY")
@@ -84,8 +75,7 @@ def test_no_request_environ_holds_the_secret_variables(tmp_path):
     process = subprocess.Popen(["python", "-c", PROBE_SERVER, str(port)], env=env, cwd=tmp_path)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/", process=process)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:  # noqa: S310
-            held = set(json.load(response))
+        held = set(send("GET", f"http://127.0.0.1:{port}/").json())
     finally:
         process.terminate()
         process.wait(timeout=20)
