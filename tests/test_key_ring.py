@@ -3,10 +3,13 @@ line, before it serves; a home never generates its own key against a database th
 
 from __future__ import annotations
 
+import stat
 import subprocess
 
+import psycopg
 import pytest
 from conftest import BARNES, TEST_KEYS, YOUNG_WOLF, allies_env, free_port, make_app
+from helpers.http import wait_for_http
 
 from allies import keys
 from allies.crypto import KeyRing, new_key_entry
@@ -94,3 +97,25 @@ def test_credentials_objects_without_a_key_id_neither_block_serving_nor_a_first_
     keys.refuse_a_new_key(conn)  # does not refuse
     keys.enforce(conn, ring(TEST_KEYS))
     keys.enforce(conn, ring(TEST_KEYS))  # and again, as the next replica
+
+
+def test_the_first_serve_of_a_home_generates_its_key_and_says_so_once(database_url, tmp_path):
+    home = tmp_path / "fresh-home"
+    env = allies_env(DATABASE_URL=database_url, ALLIES_HOME=str(home))
+    said = []
+    for _ in range(2):
+        port = free_port()
+        process = subprocess.Popen(
+            ["allies", "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/health", process=process)
+        finally:
+            process.terminate()
+            said.append(process.communicate(timeout=30)[1])
+    key_file = home / "encryption.keys"
+    assert f"generated a new encryption key in {key_file} (mode 0600); back it up" in said[0]
+    assert "generated a new encryption key" not in said[1]  # the same key, reused
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    with psycopg.connect(database_url) as conn:  # and the database knows it now
+        assert KeyRing.parse(key_file.read_text(), str(key_file)).active in keys.known_keys(conn)
