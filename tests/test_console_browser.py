@@ -103,7 +103,7 @@ def test_case_3_credentials_are_saved_and_the_password_is_nowhere_on_the_page(pa
     page.click("#save")
     assert page.url.endswith(f"/console/allies/{BARNES}?saved=credentials")
     assert "Credentials saved, encrypted." in page.inner_text("main")
-    assert page.inner_text("#credentials").startswith("set, key test-key-1")
+    assert page.inner_text("#credentials").startswith("set, version 1, key test-key-1")
     assert CASE3_PASSWORD not in page.content()
     assert stored_credentials(conn, keyring, BARNES) == (CASE3_USERNAME, CASE3_PASSWORD)
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 DEFAULT_API_PORT = 4000
 DEFAULT_API_URL = f"http://127.0.0.1:{DEFAULT_API_PORT}"
+MAX_CREDENTIAL_VERSIONS = 1000
 
 
 def _env(name: str) -> str | None:
@@ -32,6 +33,24 @@ def _int_env(name: str, default: int | None) -> int | None:
     if not 0 < value < 65536:
         raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
     return value
+
+
+def _count_env(name: str, default: int, maximum: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ConfigError(f"{name} must be a whole number from 1 to {maximum}, got {raw!r}")
+    return int(raw)
+
+
+def _flag_env(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
 
 
 def _proxies_env(name: str) -> int:
@@ -56,13 +75,16 @@ class Settings:
     trusted_proxies: int = 0  # proxies in front whose X-Forwarded-For names the client (0: none trusted)
     api_token: str | None = None  # the token the CLI sends to the API (ALLIES_TOKEN)
     log_file: Path = field(default_factory=lambda: Path("log/server.log"))
+    credential_versions: int = 10  # envelopes kept per ally; older ones are destroyed
+    require_if_match: bool = False  # every credentials write must name the version it read
     max_body_bytes: int = 16 * 1024
     db_timeout_seconds: float = 1.0  # the longest a request waits for the database: a 503 within ~1 s
 
     @classmethod
     def from_env(cls) -> Settings:
         """Read ALLIES_HOME, DATABASE_URL, DB_PORT, ALLIES_ENCRYPTION_KEYS[_FILE], ALLIES_API_TOKENS[_FILE],
-        ALLIES_WRITE_RATE_LIMIT, ALLIES_TRUSTED_PROXIES, ALLIES_TOKEN, ALLIES_LOG_FILE."""
+        ALLIES_WRITE_RATE_LIMIT, ALLIES_TRUSTED_PROXIES, ALLIES_TOKEN, ALLIES_LOG_FILE,
+        ALLIES_CREDENTIAL_VERSIONS, ALLIES_REQUIRE_IF_MATCH."""
         keys = _env("ALLIES_ENCRYPTION_KEYS")
         keys_file, tokens_file = _env("ALLIES_ENCRYPTION_KEYS_FILE"), _env("ALLIES_API_TOKENS_FILE")
         return cls(
@@ -76,6 +98,8 @@ class Settings:
             trusted_proxies=_proxies_env("ALLIES_TRUSTED_PROXIES"),
             api_token=_env("ALLIES_TOKEN"),
             log_file=Path(_env("ALLIES_LOG_FILE") or "log/server.log"),
+            credential_versions=_count_env("ALLIES_CREDENTIAL_VERSIONS", 10, MAX_CREDENTIAL_VERSIONS),
+            require_if_match=_flag_env("ALLIES_REQUIRE_IF_MATCH"),
         )
 
     @property

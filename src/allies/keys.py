@@ -1,6 +1,7 @@
 """Key management: which key protects how many credentials, and rotation to the active key.
 
-Rotation re-encrypts, in batches, every stored envelope whose key id is not the active one. Each
+Rotation re-encrypts, in batches, every stored envelope whose key id is not the active one: the
+current credentials of each store, then every kept version (`credential_versions`). Each
 batch is one transaction that locks its rows (FOR UPDATE SKIP LOCKED): a credentials write that
 arrives meanwhile waits and then lands on top, already under the active key, so it is never
 reverted; a batch that is interrupted is rolled back whole, and the next run resumes. Plaintext
@@ -64,11 +65,13 @@ def enforce(conn: psycopg.Connection, keyring: KeyRing) -> None:
                     f"key id {kid} of this instance is not the key the database knows as {kid}; "
                     f"{SHARE_THE_RING}"
                 )
-        for kid, count in keyed_usage(conn).items():
+        current, kept = usage(conn), version_usage(conn)
+        for kid in sorted(keyed_usage(conn)):
             if kid not in keyring.keys:
+                protects = f"{current.get(kid, 0)} stored credentials and {kept.get(kid, 0)} kept versions"
                 raise KeyRingMismatch(
-                    f"this instance's key ring lacks key id {kid}, which protects {count} stored "
-                    f"credentials; {SHARE_THE_RING}"
+                    f"this instance's key ring lacks key id {kid}, which protects {protects}; "
+                    + SHARE_THE_RING
                 )
         if known and not known.keys() & keyring.keys.keys():
             raise KeyRingMismatch(
@@ -102,14 +105,27 @@ def usage(conn: psycopg.Connection) -> dict[str, int]:
     return dict(rows)
 
 
+def version_usage(conn: psycopg.Connection) -> dict[str, int]:
+    """{key id: number of kept credentials versions it protects} (destroyed ones need no key)."""
+    rows = conn.execute(
+        "SELECT kid, count(*) FROM credential_versions WHERE envelope IS NOT NULL GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    return dict(rows)
+
+
 def keyed_usage(conn: psycopg.Connection) -> dict[str, int]:
-    """`usage` of the key ids only: credentials objects without one say nothing about the ring."""
-    return {kid: count for kid, count in usage(conn).items() if kid != NO_KEY_ID}
+    """{key id: envelopes it protects}, current credentials and kept versions together; credentials
+    objects without a key id say nothing about the ring."""
+    used = {kid: count for kid, count in usage(conn).items() if kid != NO_KEY_ID}
+    for kid, count in version_usage(conn).items():
+        used[kid] = used.get(kid, 0) + count
+    return used
 
 
 @dataclass
 class Rotation:
-    rotated: int = 0
+    rotated: int = 0  # current credentials re-encrypted
+    versions_rotated: int = 0  # kept versions re-encrypted
     failed: list[str] = field(default_factory=list)  # ids whose envelope could not be decrypted
     seconds: float = 0.0
 
@@ -118,8 +134,15 @@ class Rotation:
         return self.rotated / self.seconds if self.seconds else 0.0
 
 
+STALE_VERSION = "envelope IS NOT NULL AND kid IS DISTINCT FROM %(active)s"
+
+
 def pending(conn: psycopg.Connection, keyring: KeyRing) -> int:
-    query = f"SELECT count(*) FROM stores WHERE {STALE}"  # noqa: S608 - STALE is a constant
+    """Envelopes left to re-encrypt: current credentials and kept versions."""
+    query = f"""
+        SELECT (SELECT count(*) FROM stores WHERE {STALE})
+             + (SELECT count(*) FROM credential_versions WHERE {STALE_VERSION})
+    """  # noqa: S608 - constants
     return conn.execute(query, {"active": keyring.active}).fetchone()[0]
 
 
@@ -150,8 +173,52 @@ def rotate(
         result.rotated += done
         if progress:
             progress(len(rows))
-    result.failed, result.seconds = skip, time.perf_counter() - started
+    result.failed = skip
+    if max_rows is None or result.rotated < max_rows:  # then the kept versions (not counted in max_rows)
+        _rotate_versions(conn, keyring, batch, result, progress)
+    result.seconds = time.perf_counter() - started
     return result
+
+
+def _rotate_versions(
+    conn: psycopg.Connection, keyring: KeyRing, batch: int, result: Rotation, progress
+) -> None:
+    """The kept versions, batch by batch (locked, skipped while a write holds them: the next run
+    takes them); one that cannot be decrypted is left as it is and listed."""
+    skip: list[str] = []  # "ALLY VERSION" (an id holds no space)
+    while True:
+        with conn.transaction():
+            rows = conn.execute(
+                f"""
+                SELECT ally_id, version, envelope FROM credential_versions
+                 WHERE {STALE_VERSION} AND NOT (ally_id || ' ' || version = ANY(%(skip)s::text[]))
+                 ORDER BY ally_id, version LIMIT %(size)s FOR UPDATE SKIP LOCKED
+                """,  # noqa: S608 - a constant
+                {"active": keyring.active, "skip": skip, "size": batch},
+            ).fetchall()
+            if not rows:
+                return
+            updates: list[dict] = []
+            for ally_id, version, envelope in rows:
+                try:
+                    fresh = keyring.encrypt(ally_id, keyring.decrypt(ally_id, envelope))
+                except DecryptionError:
+                    skip.append(f"{ally_id} {version}")
+                    result.failed.append(f"{ally_id} (version {version})")
+                    continue
+                fresh["set_at"] = envelope.get("set_at")
+                updates.append(
+                    {"id": ally_id, "version": version, "envelope": Jsonb(fresh), "kid": fresh["kid"]}
+                )
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "UPDATE credential_versions SET envelope = %(envelope)s, kid = %(kid)s"
+                    " WHERE ally_id = %(id)s AND version = %(version)s",
+                    updates,
+                )
+        result.versions_rotated += len(updates)
+        if progress:
+            progress(len(rows))
 
 
 def _reencrypt(conn: psycopg.Connection, keyring: KeyRing, rows: list[tuple], skip: list[str]) -> int:
@@ -163,7 +230,10 @@ def _reencrypt(conn: psycopg.Connection, keyring: KeyRing, rows: list[tuple], sk
             skip.append(ally_id)
             continue
         fresh = keyring.encrypt(ally_id, plaintext)
-        fresh["set_at"] = envelope.get("set_at")  # the credentials did not change, their key did
+        # The credentials did not change, their key did: their time and version number stay.
+        fresh["set_at"] = envelope.get("set_at")
+        if "credentials_version" in envelope:
+            fresh["credentials_version"] = envelope["credentials_version"]
         updates.append({"id": ally_id, "envelope": Jsonb(fresh)})
         attempt = audit.Attempt(
             ROTATION_ACTOR, ally_id, None, f"rotate-to-{keyring.active}", "credentials.rotate"

@@ -56,3 +56,54 @@ CREATE UNLOGGED TABLE IF NOT EXISTS write_rate (
     tat      DOUBLE PRECISION NOT NULL,
     admitted BOOLEAN NOT NULL
 );
+
+-- Every successful write of an ally's credentials is a version: 1, 2, 3... per ally, numbered
+-- where the write locks the store's row (the count is kept in the current envelope,
+-- `stores.data->'credentials'->'credentials_version'`), so no two writes share a number and none
+-- is skipped, whatever the replicas. The last ALLIES_CREDENTIAL_VERSIONS envelopes are kept; past
+-- that an envelope is destroyed (set to NULL) and its metadata stays. Never holds a secret in clear.
+CREATE TABLE IF NOT EXISTS credential_versions (
+    ally_id       TEXT NOT NULL,
+    version       INTEGER NOT NULL CHECK (version > 0),
+    envelope      JSONB,
+    kid           TEXT,
+    set_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
+    actor         TEXT NOT NULL,
+    request_id    TEXT,
+    restored_from INTEGER,
+    destroyed_at  TIMESTAMPTZ,
+    PRIMARY KEY (ally_id, version)
+);
+CREATE INDEX IF NOT EXISTS credential_versions_kept_kid ON credential_versions (kid)
+    WHERE envelope IS NOT NULL;
+
+-- Credentials written before versions existed become version 1, dated when this ran (once:
+-- idempotent; their own `set_at` stays in the envelope).
+WITH unversioned AS (
+    SELECT id, data::jsonb -> 'credentials' AS envelope FROM stores
+     WHERE jsonb_typeof(data::jsonb -> 'credentials') = 'object'
+       AND data::jsonb -> 'credentials' ? 'kid'
+       AND NOT data::jsonb -> 'credentials' ? 'credentials_version'
+       FOR UPDATE
+), recorded AS (
+    INSERT INTO credential_versions (ally_id, version, envelope, kid, set_at, actor, request_id)
+    SELECT id, 1, envelope, envelope ->> 'kid', now(), 'migration', 'migration-to-versions'
+      FROM unversioned
+    ON CONFLICT DO NOTHING
+)
+UPDATE stores SET data = jsonb_set(data::jsonb, '{credentials,credentials_version}', '1')
+  FROM unversioned WHERE stores.id = unversioned.id;
+
+-- Idempotent retries (Idempotency-Key): a successful write's answer, per actor and key, for 24 hours.
+-- `fingerprint` is a keyed hash (HMAC from the key ring) of what was asked, never the secret.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    actor       TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    ally_id     TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    response    JSONB NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (actor, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_created_at ON idempotency_keys (created_at);

@@ -103,4 +103,7 @@ def seed_stores(
 def reset_stores(conn: psycopg.Connection) -> None:
     """Delete every store, audit row and journal entry (the caller asked with --yes)."""
     with conn.transaction():
-        conn.execute("TRUNCATE stores, credential_audit, store_changes RESTART IDENTITY")
+        conn.execute(
+            "TRUNCATE stores, credential_audit, store_changes, credential_versions, idempotency_keys"
+            " RESTART IDENTITY"
+        )

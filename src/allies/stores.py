@@ -132,6 +132,7 @@ def public_view(data: dict) -> dict:
         "set": envelope is not None,
         "set_at": metadata.get("set_at"),
         "key_id": metadata.get("kid"),
+        "version": metadata.get("credentials_version"),
     }
     return view
 

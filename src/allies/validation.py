@@ -19,6 +19,7 @@ FORBIDDEN_IN_ID = re.compile(r"[\s\x00-\x1f\x7f-\x9f/\ud800-\udfff]")
 FORBIDDEN_IN_CREDENTIAL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 MAX_USERNAME_CHARS = 256
 MAX_PASSWORD_CHARS = 1024
+MAX_VERSION = 2**31 - 1  # a credentials version number (PostgreSQL integer)
 
 
 class Rejected(InputProblem):
@@ -84,6 +85,14 @@ def parse_body(body: object) -> tuple[str, str]:
     username = _required_text(body, username_key, "username", MAX_USERNAME_CHARS)
     password = _required_text(body, "password", "password", MAX_PASSWORD_CHARS)
     return username, password
+
+
+def parse_restore_body(body: object) -> int:
+    """The version to restore from a decoded JSON body: {"version": N}, N a whole number from 1."""
+    version = body.get("version") if isinstance(body, dict) else None
+    if type(version) is not int or not 1 <= version <= MAX_VERSION:
+        raise Rejected("the JSON body must be an object with version: the whole number of a kept version")
+    return version
 
 
 def _required_text(body: dict, key: str, label: str, max_chars: int) -> str:

@@ -81,7 +81,8 @@ def keys_generate(key_id: str | None) -> None:
 @keys_group.command("status")
 @json_option
 def keys_status(as_json: bool) -> None:
-    """The key ring (active key first) and how many stored credentials each key id protects.
+    """The key ring (active key first) and how many stored credentials and kept versions each key
+    id protects (a key that protects any is still needed: never remove it).
 
     \b
     Example:
@@ -90,26 +91,28 @@ def keys_status(as_json: bool) -> None:
     config = settings()
     ring = load_keyring(config)
     with open_db() as conn:
-        used = keys.usage(conn)
+        used, kept = keys.usage(conn), keys.version_usage(conn)
     report = [
         {
             "key_id": kid,
             "active": kid == ring.active,
             "configured": kid in ring.keys,
             "credentials": used.get(kid, 0),
+            "versions": kept.get(kid, 0),
         }
-        for kid in [*ring.keys, *(k for k in used if k not in ring.keys)]
+        for kid in [*ring.keys, *(k for k in {**used, **kept} if k not in ring.keys)]
     ]
     if as_json:
         print_json(report)
         return
-    table = Table("key id", "active", "configured", "credentials")
+    table = Table("key id", "active", "configured", "credentials", "kept versions")
     for row in report:
         table.add_row(
             row["key_id"],
             "yes" if row["active"] else "",
             "yes" if row["configured"] else "[red]NO[/]",
             str(row["credentials"]),
+            str(row["versions"]),
         )
     console.print(table)
     click.echo(f"key ring: {keyring_source(config)}")
@@ -120,7 +123,7 @@ def keys_status(as_json: bool) -> None:
 @click.option("--max-rows", type=click.IntRange(1), help="Stop after this many rows (resume later).")
 @json_option
 def keys_rotate(batch: int, max_rows: int | None, as_json: bool) -> None:
-    """Re-encrypt every stored credential under the active key, in batches; safe to re-run.
+    """Re-encrypt every stored credential and kept version under the active key, in batches; safe to re-run.
 
     Safe while the API serves writes (rows are locked batch by batch) and after an interruption
     (each batch commits whole; the next run resumes). Exit 1 if some envelope cannot be decrypted
@@ -142,6 +145,7 @@ def keys_rotate(batch: int, max_rows: int | None, as_json: bool) -> None:
     summary = {
         "active": ring.active,
         "rotated": result.rotated,
+        "versions_rotated": result.versions_rotated,
         "rows_per_second": round(result.rows_per_second),
         "remaining": remaining,
         "undecryptable": result.failed,
@@ -150,8 +154,8 @@ def keys_rotate(batch: int, max_rows: int | None, as_json: bool) -> None:
         print_json(summary)
     else:
         click.echo(
-            f"allies: {result.rotated} credentials re-encrypted under {ring.active} "
-            f"({summary['rows_per_second']} rows/s); {remaining} left on other keys"
+            f"allies: {result.rotated} credentials and {result.versions_rotated} kept versions re-encrypted "
+            f"under {ring.active} ({summary['rows_per_second']} rows/s); {remaining} left on other keys"
         )
     if result.failed:
         raise CommandFailed(

@@ -18,6 +18,7 @@ class ApiUnreachable(Exception):
 class Reply:
     status: int
     body: dict
+    etag: str | None = None
 
 
 class Client:
@@ -33,22 +34,30 @@ class Client:
         body = {"username": username, "password": password}
         return self._call("POST", f"/allies/{quote(ally_id, safe='')}/credentials", body)
 
-    def _call(self, method: str, path: str, body: dict | None = None) -> Reply:
+    def credentials_versions(self, ally_id: str) -> Reply:
+        return self._call("GET", f"/allies/{quote(ally_id, safe='')}/credentials/versions")
+
+    def restore_credentials(self, ally_id: str, version: int, if_version: int | None = None) -> Reply:
+        headers = {"If-Match": f'"{if_version}"'} if if_version is not None else {}
+        path = f"/allies/{quote(ally_id, safe='')}/credentials/restore"
+        return self._call("POST", path, {"version": version}, headers)
+
+    def _call(self, method: str, path: str, body: dict | None = None, headers: dict | None = None) -> Reply:
         url = self.base_url + path
         if not url.startswith(("http://", "https://")):
             raise ApiUnreachable(f"the API URL must start with http:// or https://, got {self.base_url!r}")
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - scheme checked
+        request = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310
         if data is not None:
             request.add_header("Content-Type", "application/json")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                return Reply(response.status, _json(response.read()))
+                return Reply(response.status, _json(response.read()), response.headers.get("ETag"))
         except urllib.error.HTTPError as error:
             with error:
-                return Reply(error.code, _json(error.read()))
+                return Reply(error.code, _json(error.read()), error.headers.get("ETag"))
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             reason = getattr(error, "reason", error)
             raise ApiUnreachable(f"the API at {self.base_url} is unreachable ({reason})") from None

@@ -114,6 +114,7 @@ def _as_json(report: triage.Report, records, audits, api_url: str) -> dict:
         entry["causes"] = remediation.causes(stats, record)
         if record is not None:
             entry.update(exists=record.exists, name=record.name, credentials_set=record.credentials_set)
+            entry["credentials_version"] = record.current.number if record.current else None
         if audits is not None:
             entry["audit"] = audits[stats.ally_id]
         if not stats.recovered:

@@ -134,7 +134,8 @@ def db_seed(count: int, if_empty: bool) -> None:
 @click.option("--yes", is_flag=True, help="Confirm: every store and audit row is deleted.")
 @click.option("--count", default=seed.DEFAULT_COUNT, show_default=True, type=click.IntRange(0))
 def db_reset(yes: bool, count: int) -> None:
-    """Delete all stores and audit rows, then seed COUNT generated stores again (0: leave empty).
+    """Delete all stores, their credentials versions and audit rows, then seed COUNT generated stores
+    again (0: leave empty).
 
     \b
     Example:

@@ -304,6 +304,78 @@ def credentials_set(ally_id: str, username: str, password_stdin: bool, api_url: 
         click.echo(f"credentials added for {reply.body['allyName']} ({reply.body['allyId']})")
 
 
+@credentials_group.command("history")
+@click.argument("ally_id")
+@api_url_option
+@json_option
+def credentials_history(ally_id: str, api_url: str, as_json: bool) -> None:
+    """List an ally's credentials versions, newest first (GET /allies/ID/credentials/versions):
+    version, time, actor, key id, request id, current or destroyed. Never a secret.
+
+    \b
+    Example:
+        allies credentials history 1f585fc9-4926-468c-a728-eb34d80e9ea1
+    """
+    ally_id = parse_ally_id(ally_id)
+    reply = _call(lambda: _client(api_url).credentials_versions(ally_id))
+    _refuse_unless_ok(reply, ally_id)
+    if as_json:
+        print_json(reply.body)
+        return
+    table = Table(
+        "version", "set at", "actor", "key id", "request id", "state", title=f"ally {literal(ally_id)}"
+    )
+    for row in reply.body["versions"]:
+        state = "current" if row["current"] else "destroyed" if row["destroyed"] else "kept"
+        if row["restoredFrom"]:
+            state += f" (restored from {row['restoredFrom']})"
+        table.add_row(
+            str(row["version"]), row["setAt"], literal(row["actor"]), literal(row["keyId"] or ""),
+            literal(row["requestId"] or ""), state,
+        )  # fmt: skip
+    console.print(table)
+
+
+@credentials_group.command("restore")
+@click.argument("ally_id")
+@click.option("--version", "version", required=True, type=click.IntRange(1), help="The version to restore.")
+@click.option(
+    "--if-version",
+    type=click.IntRange(1),
+    help="Only if the current version is still this one (If-Match): nobody changed it meanwhile.",
+)
+@api_url_option
+@json_option
+def credentials_restore(
+    ally_id: str, version: int, if_version: int | None, api_url: str, as_json: bool
+) -> None:
+    """Write an old version's data as a new version (POST /allies/ID/credentials/restore), audited.
+    A destroyed version cannot be restored (only the latest ones are kept).
+
+    \b
+    Example:
+        allies credentials restore 1f585fc9-4926-468c-a728-eb34d80e9ea1 --version 2 --if-version 3
+    """
+    ally_id = parse_ally_id(ally_id)
+    reply = _call(lambda: _client(api_url).restore_credentials(ally_id, version, if_version))
+    _refuse_unless_ok(reply, ally_id)
+    if as_json:
+        print_json(reply.body)
+    else:
+        click.echo(
+            f"version {reply.body['restoredFrom']} restored for {literal(reply.body['allyName'])} "
+            f"({reply.body['allyId']}) as version {reply.body['version']}"
+        )
+
+
+def _refuse_unless_ok(reply, ally_id: str) -> None:
+    if reply.status == 404 and "detail" not in reply.body:
+        raise CommandFailed(f"no ally has id {ally_id}")
+    if reply.status != 200:
+        detail = reply.body.get("detail") or reply.body.get("message")
+        raise CommandFailed(f"the API refused ({reply.status}): {detail}")
+
+
 def _call(request):
     try:
         return request()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -35,16 +35,33 @@ CAUSES = {
 
 
 @dataclass(frozen=True)
+class Version:
+    """One credentials version, as its history says (never its content)."""
+
+    number: int
+    set_at: datetime
+    actor: str
+
+
+@dataclass(frozen=True)
 class AllyRecord:
-    """The ally as the database sees it now."""
+    """The ally as the database sees it now: its latest credentials versions, newest first."""
 
     exists: bool
     name: str | None = None
     credentials_set: bool = False
+    versions: tuple[Version, ...] = ()
+
+    @property
+    def current(self) -> Version | None:
+        return self.versions[0] if self.versions else None
+
+
+VERSIONS_LOOKED_AT = 2  # the current version and the one before it: enough to say what to restore
 
 
 def lookup(conn: psycopg.Connection, ally_ids: list[str]) -> dict[str, AllyRecord]:
-    """Name and current credentials status of each id (ids with no store are marked missing)."""
+    """Name, credentials status and latest versions of each id (ids with no store are marked missing)."""
     from ..credentials import IS_SET  # with the database driver: only when a database is used
 
     valid = [ally_id for ally_id in ally_ids if is_valid_ally_id(ally_id)]  # a NUL cannot even be sent
@@ -52,7 +69,19 @@ def lookup(conn: psycopg.Connection, ally_ids: list[str]) -> dict[str, AllyRecor
         f"SELECT id, data::jsonb ->> 'name', {IS_SET} FROM stores WHERE id = ANY(%s)",  # noqa: S608
         (valid,),
     ).fetchall()
-    found = {row[0]: AllyRecord(True, row[1], row[2]) for row in rows}
+    history: dict[str, list[Version]] = {}
+    for ally_id, number, set_at, actor in conn.execute(
+        """
+        SELECT ally_id, version, set_at, actor FROM (
+            SELECT ally_id, version, set_at, actor,
+                   row_number() OVER (PARTITION BY ally_id ORDER BY version DESC) AS nth
+              FROM credential_versions WHERE ally_id = ANY(%s)) AS latest
+         WHERE nth <= %s ORDER BY ally_id, version DESC
+        """,
+        (valid, VERSIONS_LOOKED_AT),
+    ):
+        history.setdefault(ally_id, []).append(Version(number, set_at, actor))
+    found = {row[0]: AllyRecord(True, row[1], row[2], tuple(history.get(row[0], ()))) for row in rows}
     return {ally_id: found.get(ally_id, AllyRecord(False)) for ally_id in ally_ids}
 
 
@@ -109,12 +138,7 @@ def plan(stats: AllyStats, record: AllyRecord | None, api_url: str) -> list[str]
             f"  allies credentials status {ally} --api-url {api_url}",
             "and re-submit with `allies credentials set` only if it answers: credentials not set",
         ]
-    steps = []
-    if record is not None and record.credentials_set:
-        steps.append(
-            "credentials are set now (written after the failures or outside this log): "
-            "confirm with the ally that they work"
-        )
+    steps = _what_the_history_says(stats, record, ally, api_url) if record is not None else []
     steps += [
         "get the username and password from the ally (never from the log), then re-submit:",
         f"  allies credentials set {ally} --username <USERNAME> --api-url {api_url}",
@@ -123,3 +147,32 @@ def plan(stats: AllyStats, record: AllyRecord | None, api_url: str) -> list[str]
         f"verify: allies credentials status {ally} --api-url {api_url}   (expect: credentials set)",
     ]
     return steps
+
+
+def _what_the_history_says(stats: AllyStats, record: AllyRecord, ally: str, api_url: str) -> list[str]:
+    current = record.current
+    if current is None:
+        if record.credentials_set:
+            return ["credentials are set now (outside this log, without a version): confirm with the ally"]
+        return []
+    said = (
+        f"version {current.number} set by {printable(current.actor)} at {current.set_at:%Y-%m-%d %H:%M:%S %Z}"
+    )
+    failed = f"{stats.failures} failed request{'s' if stats.failures != 1 else ''}"
+    if stats.last_failure is not None and current.set_at > stats.last_failure:
+        return [f"{said}, after the {failed}: recovered if it works; confirm with the ally"]
+    steps = [f"current credentials: {said}, before the last of the {failed}"]
+    if len(record.versions) > 1:
+        previous = record.versions[1]
+        steps += [
+            f"if version {current.number} is what stopped working, version {previous.number} (set by "
+            f"{printable(previous.actor)} at {_at(previous.set_at)}) can be restored:",
+            f"  allies credentials restore {ally} --version {previous.number} --if-version {current.number} "
+            f"--api-url {api_url}",
+            "else:",
+        ]
+    return steps
+
+
+def _at(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

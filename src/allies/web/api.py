@@ -11,6 +11,7 @@ The contract's words live here; the OpenAPI document (openapi.py) reads them.
 from __future__ import annotations
 
 import json
+import re
 
 import psycopg
 from flask import Blueprint, Flask, g, jsonify, request
@@ -33,7 +34,15 @@ BAD_REQUEST = "The ally was not found or the request is not correct"
 NOT_FOUND = "Ally was not found"
 AUTHENTICATION_REQUIRED = "Authentication required"
 TOO_MANY_REQUESTS = "Too many requests"
+CREDENTIALS_RESTORED = "Credentials restored"
+CHANGED_SINCE_READ = "The credentials changed since you read them"
+PRECONDITION_REQUIRED = "Precondition required"
+KEY_REUSED = "Idempotency-Key reused for a different request"
+REFUSED_AS_SENT = {413: errors.MESSAGES[413], 422: KEY_REUSED, 428: PRECONDITION_REQUIRED}  # else BAD_REQUEST
 READ_BYTES = 64 * 1024
+# An entity tag of this API is a version number, quoted: "3". A list of them, or *, in a precondition.
+ENTITY_TAG = re.compile(r'"([1-9][0-9]{0,8})"')
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?")
 
 
 def init_app(app: Flask) -> None:
@@ -56,8 +65,9 @@ def authenticate() -> None:
 
 @bp.post("/allies/<ally_id>/credentials")
 def add_credentials(ally_id: str):
-    written = g.write.run(_json_body)
-    return jsonify({"message": CREDENTIALS_ADDED, "allyId": written.ally_id, "allyName": written.name})
+    written = g.write.run(_asked)
+    body = {"message": CREDENTIALS_ADDED, "allyId": written.ally_id, "allyName": written.name}
+    return _with_version(jsonify(body), written)
 
 
 @bp.get("/allies/<ally_id>/credentials")
@@ -68,8 +78,92 @@ def credentials_status(ally_id: str):
     if not status.exists:
         raise AllyNotFound(f"unknown ally: no store has id {canonical_id}")
     if status.is_set:
-        return jsonify({"message": CREDENTIALS_SET})
+        return _with_etag(jsonify({"message": CREDENTIALS_SET}), status.version)
     return jsonify({"message": CREDENTIALS_NOT_SET}), 400
+
+
+@bp.get("/allies/<ally_id>/credentials/versions")
+def credentials_versions(ally_id: str):
+    canonical_id = parse_ally_id(ally_id)
+    with services().pool.connection() as conn:
+        found = credentials.versions(conn, canonical_id)
+    current = next((row["version"] for row in found if row["current"]), None)
+    body = {"allyId": canonical_id, "current": current, "versions": [_version_view(row) for row in found]}
+    return _with_etag(jsonify(body), current)
+
+
+@bp.post("/allies/<ally_id>/credentials/restore")
+def restore_credentials(ally_id: str):
+    written = g.write.restore(_asked)
+    body = {
+        "message": CREDENTIALS_RESTORED,
+        "allyId": written.ally_id,
+        "allyName": written.name,
+        "version": written.version,
+        "restoredFrom": written.restored_from,
+    }
+    return _with_version(jsonify(body), written)
+
+
+def _version_view(row: dict) -> dict:
+    return {
+        "version": row["version"],
+        "setAt": row["set_at"].isoformat(),
+        "actor": row["actor"],
+        "keyId": row["key_id"],
+        "requestId": row["request_id"],
+        "restoredFrom": row["restored_from"],
+        "current": row["current"],
+        "destroyed": row["destroyed"],
+    }
+
+
+def _asked() -> credentials.Asked:
+    """What this request asks of the write path: its body, precondition and idempotency key."""
+    return credentials.Asked(_json_body(), _precondition(), _idempotency_key())
+
+
+def _precondition() -> credentials.Precondition:
+    """If-Match / If-None-Match: `*` or a list of this API's entity tags ("3"); a precise 400 else."""
+    match, none_match = request.headers.get("If-Match"), request.headers.get("If-None-Match")
+    exists, match_tags = _tags("If-Match", match) if match is not None else (False, None)
+    absent, none_tags = _tags("If-None-Match", none_match) if none_match is not None else (False, None)
+    return credentials.Precondition(match=match_tags, exists=exists, none_match=none_tags, absent=absent)
+
+
+def _tags(header: str, value: str) -> tuple[bool, tuple[int, ...] | None]:
+    """(any, None) for `*`, else (False, the versions listed)."""
+    if value.strip() == "*":
+        return True, None
+    items = [item.strip() for item in value.split(",")]
+    versions = [ENTITY_TAG.fullmatch(item) for item in items]
+    if not value.strip() or not all(versions):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise Rejected(
+            f'malformed {header}: send * or versions as the ETag gives them, e.g. "3"; got {shown!r}'
+        )
+    return False, tuple(int(found[1]) for found in versions)
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise Rejected(
+            "malformed Idempotency-Key: 1-128 printable ASCII characters, not starting or ending with a space"
+        )
+    return key
+
+
+def _with_version(response, written: credentials.Written):
+    if written.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _with_etag(response, written.version)
+
+
+def _with_etag(response, version: int | None):
+    if version:
+        response.headers["ETag"] = f'"{version}"'
+    return response
 
 
 # -- failures: rendered in one shape (the write path has audited those of a write) ------------
@@ -80,9 +174,12 @@ def rejected(exc: Rejected):
     """The contract: a bad POST is a 400 with a detail; a GET of a bad or unknown id, a 404."""
     if request.method != "POST":
         return errors.json_error(404, NOT_FOUND)
-    if isinstance(exc, BodyTooLarge):
-        return errors.json_error(413, errors.MESSAGES[413], detail=exc.detail)
-    return errors.json_error(400, BAD_REQUEST, detail=exc.detail)
+    return errors.json_error(exc.status, REFUSED_AS_SENT.get(exc.status, BAD_REQUEST), detail=exc.detail)
+
+
+@bp.errorhandler(credentials.Conflict)
+def conflict(exc: credentials.Conflict):
+    return _with_etag(errors.json_error(412, CHANGED_SINCE_READ, detail=str(exc)), exc.current)
 
 
 @bp.errorhandler(credentials.NotAuthenticated)
@@ -135,10 +232,7 @@ def _credentials_write(ally_id: str) -> credentials.CredentialsWrite:
         client_addr=request.remote_addr,
         request_id=g.request_id,
     )
-    found = services()
-    return credentials.CredentialsWrite(
-        found.pool, found.keyring, attempt, limiter=found.limiter, refusals=found.refusals
-    )
+    return services().credentials_write(attempt)
 
 
 def _json_body() -> object:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 from psycopg_pool import ConnectionPool
 
-from .. import db, ratelimit
+from .. import audit, credentials, db, ratelimit
 from ..config import Settings
 from ..crypto import KeyRing
 from ..keyfile import load_keyring
@@ -45,6 +45,18 @@ class Services:
             keyring=keyring,
             tokens=settings.api_tokens,
             limiter=ratelimit.SharedLimiter(limit, pool) if limit else None,
+        )
+
+    def credentials_write(self, attempt: audit.Attempt) -> credentials.CredentialsWrite:
+        """The one write path, as configured here, for one attempt (the API's or the console's)."""
+        return credentials.CredentialsWrite(
+            self.pool,
+            self.keyring,
+            attempt,
+            limiter=self.limiter,
+            refusals=self.refusals,
+            keep=self.settings.credential_versions,
+            require_precondition=self.settings.require_if_match,
         )
 
     def close(self) -> None:

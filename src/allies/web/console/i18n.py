@@ -50,6 +50,8 @@ SHOWN_VALUES = (
     "unauthorized",
     "rate_limited",
     "error",
+    "conflict",
+    "credentials.restore",
 )
 
 SPANISH = {
@@ -189,9 +191,43 @@ SPANISH = {
     "unauthorized": "no autorizado",
     "rate_limited": "limitado",
     "error": "error",
+    "conflict": "conflicto",
+    "credentials.restore": "restauración de credenciales",
+    "Cancel": "Cancelar",
+    "Changed meanwhile": "Cambió entretanto",
+    "Credentials restored, as a new version.": "Credenciales restauradas, como una versión nueva.",
+    "Credentials versions": "Versiones de las credenciales",
+    "Every write of the credentials is a version, newest first; the latest ones are kept and can be restored, never shown": "Cada escritura de las credenciales es una versión, la más reciente primero; las últimas se conservan y se pueden restaurar, nunca mostrar",
+    "Key": "Clave",
+    "Look at the current state, then decide again.": "Mire el estado actual y decida de nuevo.",
+    "Nothing was written.": "No se escribió nada.",
+    "Replaced": "Reemplazada",
+    "Restore": "Restaurar",
+    "Restore credentials": "Restaurar credenciales",
+    "Restore version %(n)s": "Restaurar la versión %(n)s",
+    "Restore version %(n)s?": "¿Restaurar la versión %(n)s?",
+    "Restored": "Restaurada",
+    "Result": "Resultado",
+    "The credentials changed since you loaded the page": "Las credenciales cambiaron desde que cargó la página",
+    "Version": "Versión",
+    "Version %(n)s was set by %(who)s at %(at)s.": "%(who)s configuró la versión %(n)s el %(at)s.",
+    "current": "actual",
+    "destroyed": "destruida",
+    "its data written as a new version, under the active key; the audit names you": "sus datos escritos como una versión nueva, con la clave activa; la auditoría lo nombra a usted",
+    "kept": "conservada",
+    "no current version": "ninguna versión actual",
+    "restored from %(n)s": "restaurada desde la %(n)s",
+    "version %(n)s": "versión %(n)s",
+    "version %(n)s, set by %(who)s at %(at)s": "versión %(n)s, configurada por %(who)s el %(at)s",
+    "version %(n)s, set by %(who)s at %(at)s, key %(kid)s": "versión %(n)s, configurada por %(who)s el %(at)s, clave %(kid)s",
 }
 
 # English needs words only for the values shown translated.
-ENGLISH = {"credentials.set": "credentials", "store.change": "store change", "rate_limited": "rate limited"}
+ENGLISH = {
+    "credentials.set": "credentials",
+    "credentials.restore": "credentials restore",
+    "store.change": "store change",
+    "rate_limited": "rate limited",
+}
 
 CATALOGS = {"en": ENGLISH, "es": SPANISH}

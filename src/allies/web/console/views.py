@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from ... import audit, credentials, reports, stores, triage
 from ...ratelimit import WriteLimited
 from ...triage import remediation
-from ...validation import AllyNotFound, Rejected, canonical_ally_id, parse_ally_id
+from ...validation import MAX_VERSION, AllyNotFound, Rejected, canonical_ally_id, parse_ally_id
 from .. import errors
 from ..services import services
 from . import charts, guard, i18n
@@ -148,7 +148,10 @@ def ally(ally_id: str):
         store = _store(conn, ally_id)
         events = _recent_events(conn, ally_id)
         journal = stores.changes(conn, ally_id)
-    return render_template("console/ally.html", ally_id=ally_id, store=store, events=events, journal=journal)
+        history = credentials.versions(conn, ally_id)
+    return render_template(
+        "console/ally.html", ally_id=ally_id, store=store, events=events, journal=journal, history=history
+    )
 
 
 def _store(conn, ally_id: str) -> dict:
@@ -208,7 +211,7 @@ def undo(ally_id: str):
     )
 
 
-# -- case 3: credentials, through the API's own path ------------------------------------------
+# -- case 3: credentials, through the one write path; their versions, and a restore -----------
 
 
 @bp.route("/allies/<ally_id>/credentials", methods=["GET", "POST"])
@@ -219,21 +222,55 @@ def set_credentials(ally_id: str):
     if request.method == "GET":
         return render_template("console/credentials.html", ally_id=ally_id, store=store)
     username = request.form.get("username", "")
-    found = services()
-    write = credentials.CredentialsWrite(
-        found.pool,
-        found.keyring,
-        audit.Attempt(g.actor, ally_id, request.remote_addr, g.request_id),
-        limiter=found.limiter,
-        refusals=found.refusals,
-    )
-    write.admit(authenticated=True)  # the console has signed its visitor in
+    write = _credentials_write(ally_id)
+    body = {"username": username, "password": request.form.get("password", "")}
     try:
-        write.run(lambda: {"username": username, "password": request.form.get("password", "")})
+        write.run(lambda: credentials.Asked(body, _loaded_version()))
     except Rejected as exc:
         return render_template("console/credentials.html", ally_id=ally_id, store=store, username=username,
                                problem=exc.detail), 400  # fmt: skip
     return redirect(url_for("console.ally", ally_id=ally_id, saved="credentials"), code=303)
+
+
+@bp.post("/allies/<ally_id>/credentials/restore")
+def restore_credentials(ally_id: str):
+    """A preview of the restore (what it changes), then the restore itself, as of the version the
+    page was loaded with: a change made meanwhile shows the conflict page instead."""
+    ally_id = parse_ally_id(ally_id)
+    version = request.form.get("version", "")
+    with _pool().connection() as conn:
+        store = _store(conn, ally_id)
+        history = {row["version"]: row for row in credentials.versions(conn, ally_id)}
+    chosen = history.get(int(version)) if version.isdigit() else None
+    if chosen is None or chosen["destroyed"]:
+        raise Rejected(f"ally {ally_id} has no kept credentials version {version[:20]!r} to restore")
+    if request.form.get("step") != "apply":
+        current = history.get(store["credentials"]["version"])
+        return render_template(
+            "console/restore.html", ally_id=ally_id, store=store, chosen=chosen, current=current
+        )
+    write = _credentials_write(ally_id)
+    write.restore(lambda: credentials.Asked({"version": chosen["version"]}, _loaded_version()))
+    return redirect(url_for("console.ally", ally_id=ally_id, saved="restored"), code=303)
+
+
+def _credentials_write(ally_id: str) -> credentials.CredentialsWrite:
+    write = services().credentials_write(audit.Attempt(g.actor, ally_id, request.remote_addr, g.request_id))
+    write.admit(authenticated=True)  # the console has signed its visitor in
+    return write
+
+
+def _loaded_version() -> credentials.Precondition:
+    """The version of the credentials the form was loaded with (`none`: it had none): the write
+    happens only if it is still the current one. A form without it (a script's) asks nothing."""
+    loaded = request.form.get("loaded_version", "")
+    if loaded == "none":
+        return credentials.Precondition(absent=True)
+    if loaded.isdigit() and 0 < int(loaded) <= MAX_VERSION:
+        return credentials.Precondition(match=(int(loaded),))
+    if loaded:
+        raise Rejected("the form's loaded_version is malformed: reload the page")
+    return credentials.NO_PRECONDITION
 
 
 # -- case 4: log triage ------------------------------------------------------------------------
@@ -330,8 +367,17 @@ def page_not_found(unknown: str):
 
 @bp.errorhandler(Rejected)
 def rejected(exc: Rejected):
-    status = 404 if isinstance(exc, AllyNotFound) else 400
+    status = 404 if isinstance(exc, AllyNotFound) else exc.status
     return render_template("console/error.html", status=status, detail=exc.detail), status
+
+
+@bp.errorhandler(credentials.Conflict)
+def conflict(exc: credentials.Conflict):
+    """Someone changed the credentials since this page was loaded: nothing was written."""
+    ally_id = parse_ally_id(request.view_args.get("ally_id", ""))
+    with _pool().connection() as conn:
+        latest = next(iter(credentials.versions(conn, ally_id)), None)
+    return render_template("console/conflict.html", ally_id=ally_id, latest=latest), 409
 
 
 @bp.errorhandler(WriteLimited)
