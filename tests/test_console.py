@@ -474,3 +474,93 @@ def test_every_message_has_its_spanish_with_the_same_placeholders():
             english
         )
     assert sorted(set(i18n.SPANISH) - messages) == []  # no stale entry either
+
+
+# -- credentials versions: history, restore, conflicts -------------------------------------------
+
+LOADED = re.compile(r'name="loaded_version" value="([^"]*)"')
+
+
+def _write(client, username: str) -> None:
+    body = {"username": username, "password": f"{username}-password"}
+    assert client.post(f"/allies/{BARNES}/credentials", json=body).status_code == 200
+
+
+def test_the_ally_page_lists_the_versions_with_a_restore_button_for_kept_ones(console):
+    for name in ("first", "second"):
+        _write(console, name)
+    page = text_of(console.get(f"/console/allies/{BARNES}"))
+    versions = page[page.index('id="versions"') : page.index("</table>", page.index('id="versions"'))]
+    assert versions.count('<td class="num">') == 2 and "current" in versions
+    assert "Restore version 1" in versions and "Restore version 2" not in versions  # not the current one
+    assert "first-password" not in page and "second-password" not in page
+
+
+def test_a_restore_is_previewed_then_applied_as_a_new_version(console, conn, keyring):
+    for name in ("good", "broken"):
+        _write(console, name)
+    token = csrf_of(console, f"/console/allies/{BARNES}")
+    preview = console.post(
+        f"/console/allies/{BARNES}/credentials/restore", data={"csrf_token": token, "version": "1"}
+    )
+    assert preview.status_code == 200 and "Restore version 1?" in text_of(preview)
+    assert LOADED.search(text_of(preview))[1] == "2"
+    assert stored_credentials(conn, keyring, BARNES)[0] == "broken"  # a preview writes nothing
+    applied = console.post(
+        f"/console/allies/{BARNES}/credentials/restore",
+        data={"csrf_token": token, "version": "1", "loaded_version": "2", "step": "apply"},
+    )
+    assert applied.status_code == 303
+    assert stored_credentials(conn, keyring, BARNES) == ("good", "good-password")
+    row = conn.execute(
+        "SELECT actor, action, detail FROM credential_audit ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert row == ("local", "credentials.restore", "restored version 1")
+    assert conn.execute(
+        "SELECT version, restored_from FROM credential_versions WHERE ally_id = %s ORDER BY version DESC LIMIT 1",
+        (BARNES,),
+    ).fetchone() == (3, 1)
+
+
+def test_a_change_made_meanwhile_shows_a_conflict_instead_of_being_overwritten(console, conn, keyring):
+    _write(console, "first")
+    form = text_of(console.get(f"/console/allies/{BARNES}/credentials"))
+    token, loaded = CSRF.search(form)[1], LOADED.search(form)[1]
+    assert loaded == "1"
+    _write(console, "someone-else")  # another engineer, through the API, meanwhile
+    stale = console.post(
+        f"/console/allies/{BARNES}/credentials",
+        data={"csrf_token": token, "loaded_version": loaded, "username": "mine", "password": "mine"},
+    )
+    assert stale.status_code == 409 and "changed since you loaded the page" in text_of(stale)
+    assert "Version 2 was set by local" in text_of(stale)
+    assert stored_credentials(conn, keyring, BARNES) == ("someone-else", "someone-else-password")
+    restore = console.post(
+        f"/console/allies/{BARNES}/credentials/restore",
+        data={"csrf_token": token, "version": "1", "loaded_version": "1", "step": "apply"},
+    )
+    assert restore.status_code == 409
+    assert stored_credentials(conn, keyring, BARNES)[0] == "someone-else"
+
+
+def test_a_first_write_from_a_form_loaded_without_credentials_refuses_to_overwrite(console, conn, keyring):
+    form = text_of(console.get(f"/console/allies/{BARNES}/credentials"))
+    token, loaded = CSRF.search(form)[1], LOADED.search(form)[1]
+    assert loaded == "none"
+    _write(console, "first-engineer")
+    late = console.post(
+        f"/console/allies/{BARNES}/credentials",
+        data={"csrf_token": token, "loaded_version": loaded, "username": "second", "password": "second"},
+    )
+    assert late.status_code == 409
+    assert stored_credentials(conn, keyring, BARNES)[0] == "first-engineer"
+
+
+def test_a_destroyed_or_unknown_version_cannot_be_restored_from_the_console(console):
+    _write(console, "only")
+    token = csrf_of(console, f"/console/allies/{BARNES}")
+    for version in ("9", "x", ""):
+        refused = console.post(
+            f"/console/allies/{BARNES}/credentials/restore", data={"csrf_token": token, "version": version}
+        )
+        assert refused.status_code == 400 and "no kept credentials version" in text_of(refused)

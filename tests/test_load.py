@@ -80,6 +80,7 @@ def test_concurrent_writes_updates_rotation_and_a_killed_worker_lose_nothing(loa
     assert set(load.statuses) <= {200, 0}, load.statuses  # 0: cut by the killed worker, never a 500
     with psycopg.connect(database_url) as conn:
         assert keys.usage(conn) == {"load-new": ALLIES}
+        assert load.versions_missing(conn) == []  # every acknowledged write is a version, numbers gapless
         for ally in ids:  # the last acknowledged write of every ally, decrypted
             assert stored_credentials(conn, ring, ally) in load.possible_values(ally, ("before", "before"))
             assert stores.get_store(conn, ally)["name"] == names.get(
@@ -132,4 +133,5 @@ def test_database_outage_under_load_gives_503_then_recovers(own_server, serve):
         for ally in ids:  # no partial write: every stored envelope opens to an acknowledged write
             if ally in load.acknowledged:
                 assert stored_credentials(conn, ring, ally) == load.acknowledged[ally]
+        assert load.versions_missing(conn) == []
     print(f"outage: {dict(load.statuses)}, served again {recovery:.2f} s after the database came back")

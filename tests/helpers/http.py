@@ -7,13 +7,14 @@ import json
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 from typing import NamedTuple
 
 
 class Answer(NamedTuple):
     status: int
     body: bytes
-    headers: dict[str, str]
+    headers: Message  # case-insensitive, as HTTP header names are
 
     def json(self):
         return json.loads(self.body)
@@ -30,10 +31,10 @@ def send(
     request = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
-            return Answer(response.status, response.read(), dict(response.headers))
+            return Answer(response.status, response.read(), response.headers)
     except urllib.error.HTTPError as error:
         with error:
-            return Answer(error.code, error.read(), dict(error.headers))
+            return Answer(error.code, error.read(), error.headers)
 
 
 def wait_for_http(url: str, timeout: float = 30.0, process=None) -> None:

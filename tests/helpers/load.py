@@ -37,6 +37,7 @@ class Client:
     def __init__(self, base: str) -> None:
         self.host, self.port = urlsplit(base).hostname, urlsplit(base).port
         self.conn: http.client.HTTPConnection | None = None
+        self.request_id: str | None = None  # the X-Request-Id of the latest answer
 
     def post(self, ally: str, body: dict) -> int:
         return self.request("POST", ally, json.dumps(body), {"Content-Type": "application/json"})
@@ -51,6 +52,7 @@ class Client:
             self.conn.request(method, f"/allies/{ally}/credentials", body, headers or {})
             response = self.conn.getresponse()
             response.read()
+            self.request_id = response.getheader("X-Request-Id")
             return response.status
         except (OSError, http.client.HTTPException):
             if self.conn is not None:
@@ -73,6 +75,7 @@ class Load:
         self.until = until
         self.free = list(allies)
         self.acknowledged: dict[str, tuple[str, str]] = {}
+        self.acknowledged_requests: list[str] = []  # the request id of every 200: each is a version
         # An ally's writes after its last acknowledged one, unanswered: a server killed after its
         # commit and before its answer may have stored them, never anything else.
         self.unanswered: dict[str, list[tuple[str, str]]] = {}
@@ -103,6 +106,7 @@ class Load:
                 written = (body["username"], body["password"])
                 if status == 200:
                     self.acknowledged[ally] = written
+                    self.acknowledged_requests.append(client.request_id)
                     self.unanswered.pop(ally, None)
                     self.successes.append(time.monotonic())
                 else:
@@ -122,6 +126,15 @@ class Load:
         """What the database may hold for `ally` now: its last acknowledged write (or `before`),
         or one of the unanswered writes after it."""
         return [self.acknowledged.get(ally, before), *self.unanswered.get(ally, [])]
+
+    def versions_missing(self, conn) -> list[str]:
+        """The acknowledged writes that are not a credentials version (none, when nothing is lost),
+        and the allies whose versions are not numbered 1, 2, 3... without a gap."""
+        versioned = {row[0] for row in conn.execute("SELECT request_id FROM credential_versions")}
+        gaps = conn.execute(
+            "SELECT ally_id FROM credential_versions GROUP BY ally_id HAVING max(version) <> count(*)"
+        ).fetchall()
+        return [rid for rid in self.acknowledged_requests if rid not in versioned] + [row[0] for row in gaps]
 
     def wait_for(self, condition, what: str, timeout: float = 60.0) -> None:
         """Wait (bounded) until `condition(self)` holds, under the lock."""
