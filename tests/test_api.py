@@ -235,7 +235,17 @@ def test_options_is_a_json_405_naming_the_allowed_methods(client):
 
 
 @pytest.mark.parametrize(
-    "refused", ["a b", "x" * 129, "1F585FC9-4926-468C-A728-EB34D80E9EA1", "a/b", "tab\there"]
+    "refused",
+    [
+        "a b",
+        "x" * 129,
+        "1F585FC9-4926-468C-A728-EB34D80E9EA1",
+        "a/b",
+        "tab\there",
+        "abc\u202edef",
+        "soft\u00ad",
+        "t\U000e0041",
+    ],
 )
 def test_the_table_refuses_ids_the_api_could_not_serve(conn, refused):
     with pytest.raises(psycopg.errors.CheckViolation, match="stores_id_is_an_ally_id"):

@@ -54,6 +54,19 @@ def test_a_ring_without_the_key_of_stored_credentials_is_refused(conn, settings)
         keys.enforce(conn, ring(NEW_KEY))
 
 
+def test_a_key_that_still_protects_a_kept_version_is_needed(conn, settings):
+    keys.enforce(conn, ring(TEST_KEYS))
+    write(settings, TEST_KEYS, BARNES)  # version 1 under the old key
+    rotated = f"{NEW_KEY},{TEST_KEYS}"
+    write(settings, rotated, BARNES)  # version 2, current, under the new key
+    assert keys.usage(conn) == {"new-key": 1} and keys.version_usage(conn) == {"new-key": 1, "test-key-1": 1}
+    with pytest.raises(
+        keys.KeyRingMismatch, match="lacks key id test-key-1, which protects 0 stored credentials and 1 kept"
+    ):
+        keys.enforce(conn, ring(NEW_KEY))  # the old key is not removable yet
+    keys.enforce(conn, ring(rotated))
+
+
 def test_rotation_across_instances_adds_a_key_and_old_rings_are_refused_once_it_is_used(conn, settings):
     keys.enforce(conn, ring(TEST_KEYS))
     write(settings, TEST_KEYS, BARNES)

@@ -214,6 +214,28 @@ def test_database_adds_names_status_and_flags_unknown_ids(tmp_path, database_url
     assert "503: database unavailable" in allies[YOUNG_WOLF]["causes"][0]
 
 
+def test_the_plan_says_what_the_credentials_history_says(tmp_path, database_url, client, conn):
+    for name in ("ana-first", "ana-second"):
+        client.post(f"/allies/{YOUNG_WOLF}/credentials", json={"username": name, "password": "p"})
+    log = write(
+        tmp_path / "a.log", [common(n, "POST", f"/allies/{YOUNG_WOLF}/credentials", 400) for n in (0, 1)]
+    )
+
+    def plan() -> tuple[dict, str]:
+        result = CliRunner().invoke(main, ["logs", "triage", log, "--json", "--db", database_url])
+        assert result.exit_code == 0, result.stderr
+        [ally] = json.loads(result.stdout)["affected_allies"]
+        return ally, " ".join(ally.get("remediation", []))
+
+    ally, steps = plan()  # both versions were set after the log's failures (in March 2026)
+    assert ally["credentials_version"] == 2
+    assert "version 2 set by local at" in steps and "after the 2 failed requests: recovered" in steps
+    conn.execute("UPDATE credential_versions SET set_at = set_at - interval '1 year'")  # now: before them
+    ally, steps = plan()
+    assert "current credentials: version 2 set by local" in steps and "before the last of the 2" in steps
+    assert f"allies credentials restore {YOUNG_WOLF} --version 1 --if-version 2" in steps
+
+
 def test_without_a_database_the_report_still_runs(tmp_path):
     lines, _ = known_log()
     result = CliRunner().invoke(

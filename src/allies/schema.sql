@@ -2,12 +2,13 @@
 -- `stores` is compatible with the original challenge (there `data` is JSON; here JSONB, which
 -- every query of the project also accepts as JSON through explicit casts).
 -- An id is what the API and the CLI accept (allies.validation.parse_ally_id): 1-128 characters, no
--- whitespace, control characters or '/', a UUID in lowercase. A table made elsewhere (the original's)
+-- whitespace, control or format characters or '/', a UUID in lowercase. A table made elsewhere (the original's)
 -- is not altered.
 CREATE TABLE IF NOT EXISTS stores (
     id   VARCHAR PRIMARY KEY CONSTRAINT stores_id_is_an_ally_id CHECK (
         char_length(id) BETWEEN 1 AND 128
         AND id !~ '[[:space:][:cntrl:]/]'
+        AND id !~ '[\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]'  -- format characters (allies.text.FORMAT_CHARACTERS)
         AND (id !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' OR id = lower(id))
     ),
     data JSONB
@@ -74,8 +75,9 @@ CREATE TABLE IF NOT EXISTS credential_versions (
     destroyed_at  TIMESTAMPTZ,
     PRIMARY KEY (ally_id, version)
 );
-CREATE INDEX IF NOT EXISTS credential_versions_kept_kid ON credential_versions (kid)
-    WHERE envelope IS NOT NULL;
+-- No index beside the primary key: a write adds one row here and (past the retention) empties
+-- one envelope, and an index on the envelope or its key would cost every write (measured, see
+-- docs/performance.md); `allies keys status` reads the whole table instead.
 
 -- Credentials written before versions existed become version 1, dated when this ran (once:
 -- idempotent; their own `set_at` stays in the envelope).
@@ -107,3 +109,10 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     PRIMARY KEY (actor, key)
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_created_at ON idempotency_keys (created_at);
+
+-- Console sign-ins (allies.sessions): a session is valid while it names its person's generation;
+-- signing out moves the generation on, ending every session of that person.
+CREATE TABLE IF NOT EXISTS console_sessions (
+    actor      TEXT PRIMARY KEY,
+    generation BIGINT NOT NULL DEFAULT 0
+);

@@ -16,7 +16,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from .validation import AllyNotFound, canonical_ally_id
+from .failures import AlliesError
+from .text import printable
+from .validation import AllyNotFound, Rejected, canonical_ally_id, code_point, parse_store_text
 
 # The tags stores are drawn from (the original challenge's list, its spelling kept: "desportes").
 TAG_NAMES = (
@@ -70,6 +72,7 @@ VALUES (%(id)s, COALESCE(%(actor)s, current_user), %(reason)s, %(before)s, %(aft
 RETURNING id
 """
 MAX_FOUND = 20
+MAX_TAG_CHARS = 64
 # Names matched by prefix, case-insensitive; LIKE's wildcards in the text are taken literally.
 SEARCH = """
 SELECT id, data::jsonb ->> 'name' AS name, data::jsonb ->> 'brand_owner' AS owner
@@ -81,6 +84,10 @@ SELECT id, data::jsonb ->> 'name' AS name, data::jsonb ->> 'brand_owner' AS owne
 """
 
 
+class StoreChanged(AlliesError):
+    """The store is not as the caller saw it (a preview, a result page): nothing was written."""
+
+
 @dataclass(frozen=True)
 class Change:
     """What to change in a store; fields left None are kept."""
@@ -88,6 +95,15 @@ class Change:
     owner: str | None = None
     name: str | None = None
     replace_tags: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        """The same rules whichever face asks (the CLI, the console): Rejected otherwise."""
+        for value, label in ((self.owner, "owner"), (self.name, "name")):
+            if value is not None:
+                parse_store_text(value, label)
+        for old, new in self.replace_tags:
+            parse_store_text(old, "tag to replace", MAX_TAG_CHARS)
+            parse_store_text(new, "new tag", MAX_TAG_CHARS)
 
     def fields(self) -> dict[str, str]:
         wanted = {"brand_owner": self.owner, "name": self.name}
@@ -142,6 +158,8 @@ def search(conn: psycopg.Connection, text: str, limit: int = MAX_FOUND) -> list[
     text = text.strip()
     if not text:
         return []
+    if "\x00" in text:  # PostgreSQL's text cannot hold it: no store's id or name has one
+        raise Rejected(f"the search text contains {code_point(chr(0))}")
     prefix = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     params = {"id": canonical_ally_id(text), "prefix": prefix, "limit": limit}
     return conn.cursor(row_factory=dict_row).execute(SEARCH, params).fetchall()
@@ -175,13 +193,21 @@ def apply_change(
     reason: str,
     dry_run: bool = False,
     actor: str | None = None,
+    expect: dict | None = None,
 ) -> Outcome:
     """Apply `change` atomically; with `dry_run` the same statements run and are rolled back.
-    `actor` is journaled as who made it (default: the database role)."""
+    `actor` is journaled as who made it (default: the database role). `expect`: the touched fields
+    as a preview saw them; when the store no longer holds them, StoreChanged and nothing is written."""
     with conn.transaction() as tx:
         before = get_store(conn, store_id, lock=True)
         if before is None:
             raise AllyNotFound(f"no store has id {store_id}; nothing was changed")
+        changed = [key for key, value in (expect or {}).items() if before.get(key) != value]
+        if changed:
+            raise StoreChanged(
+                f"the store changed since the preview ({', '.join(sorted(changed))}): nothing was written; "
+                "preview the change again"
+            )
         changes = 0
         for key, value in change.fields().items():
             changes += _one_row(conn, SET_TEXT_FIELD, {"id": store_id, "field": key, "value": value})
@@ -197,8 +223,12 @@ def apply_change(
     return outcome
 
 
-def undo_last_change(conn: psycopg.Connection, store_id: str, *, actor: str | None = None) -> Outcome:
-    """Put back the fields of the store's latest journaled change (journaled as a change too)."""
+def undo_last_change(
+    conn: psycopg.Connection, store_id: str, *, actor: str | None = None, change_id: int | None = None
+) -> Outcome:
+    """Put back the fields of the store's latest journaled change (journaled as a change too).
+    `change_id`: the change the caller means to undo; when a later change came since, StoreChanged
+    and nothing is written (an undo never takes back someone else's change unseen)."""
     with conn.transaction():
         before = get_store(conn, store_id, lock=True)
         if before is None:
@@ -207,6 +237,12 @@ def undo_last_change(conn: psycopg.Connection, store_id: str, *, actor: str | No
             "SELECT id, before FROM store_changes WHERE store_id = %s ORDER BY id DESC LIMIT 1",
             (store_id,),
         ).fetchone()
+        if change_id is not None and (last is None or last[0] != change_id):
+            latest = f"change {last[0]} came after it" if last else "the journal has no change"
+            raise StoreChanged(
+                f"change {change_id} is not the store's latest change ({latest}): nothing was undone; "
+                "see the store's journal"
+            )
         if last is None:
             return Outcome(public_view(before), public_view(before), 0)
         journal_id, restored = last
@@ -236,7 +272,7 @@ def _journal(
     params = {
         "id": store_id,
         "actor": actor,
-        "reason": reason,
+        "reason": printable(reason)[:MAX_REASON_CHARS],  # a person's words: one line, storable
         "before": Jsonb({key: before.get(key) for key in keys}),
         "after": Jsonb({key: after.get(key) for key in keys}),
     }

@@ -7,13 +7,15 @@ import re
 from datetime import UTC, datetime
 
 from .failures import InputProblem
+from .text import FORMAT_CHARACTERS
 
 # An ally id is any "string identification" the original's VARCHAR column can hold, within reason:
-# 1-128 characters, no whitespace, control characters or "/". A UUID, in any case, is the same
+# 1-128 characters, no whitespace, control or format characters (bidi controls, zero-width
+# characters: an id must read as what it is) or "/". A UUID, in any case, is the same
 # ally as its lowercase form (the form stored); any other id is used as it is.
 UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 MAX_ALLY_ID_CHARS = 128
-FORBIDDEN_IN_ID = re.compile(r"[\s\x00-\x1f\x7f-\x9f/\ud800-\udfff]")
+FORBIDDEN_IN_ID = re.compile(rf"[\s\x00-\x1f\x7f-\x9f/\ud800-\udfff{FORMAT_CHARACTERS}]")
 # What a credential may not contain: it is sent on to a partner, so it must encode as UTF-8
 # (no lone surrogates) and carry no control characters (NUL truncates C strings downstream).
 FORBIDDEN_IN_CREDENTIAL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
@@ -85,6 +87,23 @@ def parse_body(body: object) -> tuple[str, str]:
     username = _required_text(body, username_key, "username", MAX_USERNAME_CHARS)
     password = _required_text(body, "password", "password", MAX_PASSWORD_CHARS)
     return username, password
+
+
+MAX_STORE_TEXT_CHARS = 200  # a store's name or owner, as the CLI, the console and the SQL case write it
+FORBIDDEN_IN_STORE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+
+
+def parse_store_text(value: str, label: str, max_chars: int = MAX_STORE_TEXT_CHARS) -> str:
+    """A name, an owner or a tag as a store may hold it: not blank, at most `max_chars`, no control
+    characters (a NUL PostgreSQL cannot store, an escape sequence that forges a terminal line)."""
+    if not value.strip():
+        raise Rejected(f"empty {label}")
+    if len(value) > max_chars:
+        raise Rejected(f"the {label} is longer than {max_chars} characters")
+    forbidden = FORBIDDEN_IN_STORE_TEXT.search(value)
+    if forbidden:
+        raise Rejected(f"the {label} contains {code_point(forbidden.group())}")
+    return value
 
 
 def parse_restore_body(body: object) -> int:

@@ -184,6 +184,12 @@ class RangeTask:
     end: int
 
     def read(self) -> bytes:
+        try:
+            return self._read()
+        except OSError as exc:  # a special file, a failing disk (EIO): one line, exit 2
+            raise TriageError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+
+    def _read(self) -> bytes:
         with open(self.path, "rb") as handle:
             begin, stop = self._line_start(handle, self.start), self._line_start(handle, self.end)
             if begin >= stop:
@@ -264,7 +270,11 @@ def _open_input(path: str, stack: ExitStack) -> tuple[BinaryIO, bool]:
     except OSError as exc:
         raise TriageError(f"cannot read {path}: {exc.strerror}") from None
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
-    if buffered.peek(2)[:2] == b"\x1f\x8b":
+    try:
+        head = buffered.peek(2)[:2]
+    except OSError as exc:
+        raise TriageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if head == b"\x1f\x8b":
         return stack.enter_context(gzip.GzipFile(fileobj=buffered)), False
     return buffered, path != "-" and Path(path).is_file()
 

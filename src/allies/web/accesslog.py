@@ -32,11 +32,10 @@ def format_line(req: Request, response: Response, when: datetime) -> str:
 def clf_line(
     remote_addr: str | None, when: datetime, request_line: str, status: int, size: int | None
 ) -> str:
-    """One common log format line; the request line is escaped (it is the client's text)."""
-    return (
-        f"{remote_addr or '-'} - - [{when:%d/%b/%Y:%H:%M:%S %z}] "
-        f'"{_escape(request_line)}" {status} {size or "-"}'
-    )
+    """One common log format line; the client's text (the request line, and the address, which a
+    proxy may have taken from a header) is escaped, so one request is exactly one line."""
+    host = _escape(remote_addr or "-").replace(" ", "\\x20")  # one field: never a space in it
+    return f'{host} - - [{when:%d/%b/%Y:%H:%M:%S %z}] "{_escape(request_line)}" {status} {size or "-"}'
 
 
 def local_now() -> datetime:

@@ -11,6 +11,7 @@ The contract's words live here; the OpenAPI document (openapi.py) reads them.
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import psycopg
@@ -19,6 +20,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .. import audit, auth, credentials
 from ..ratelimit import WriteLimited
+from ..text import printable
 from ..validation import AllyNotFound, BodyTooLarge, Rejected, parse_ally_id
 from . import errors
 from .services import services
@@ -240,11 +242,42 @@ def _json_body() -> object:
         raise Rejected("the request must be application/json (set Content-Type: application/json)")
     raw = _read_body()
     try:
-        return json.loads(raw)
+        return json.loads(
+            raw, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant, parse_float=_finite
+        )
     except RecursionError:
         raise Rejected("invalid JSON in the request body: nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise Rejected("invalid JSON in the request body") from None
+
+
+# RFC 8259 JSON only. A credentials body is a security boundary: a key sent twice is refused (two
+# parsers may disagree on which one wins), and so are NaN, Infinity and numbers no float holds.
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    found: dict = {}
+    for key, value in pairs:
+        if key in found:
+            raise Rejected(f"invalid JSON in the request body: the key {printable(key)[:40]!r} appears twice")
+        found[key] = value
+    return found
+
+
+def _no_constant(name: str) -> object:
+    raise Rejected(f"invalid JSON in the request body: {name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise Rejected("invalid JSON in the request body: a number out of range")
+    return value
+
+
+STRICT_JSON = {
+    "object_pairs_hook": _no_duplicate_keys,
+    "parse_constant": _no_constant,
+    "parse_float": _finite,
+}
 
 
 def _read_body() -> bytes:

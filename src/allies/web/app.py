@@ -6,6 +6,7 @@ that exists); the CLI starts the embedded database and makes the local key befor
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import Callable
 from datetime import datetime
@@ -22,6 +23,22 @@ from . import accesslog, api, console, errors, openapi, services
 # what common servers and proxies hold to, so a request that passes here passes in front of us too.
 MAX_REQUEST_TARGET = 4094
 MAX_HEADER_FIELD = 8190
+
+
+def _forwarded_addresses_only(wsgi_app):
+    """Behind ProxyFix: a forwarded client that is not an IP address (anything a client may have
+    typed into X-Forwarded-For: spaces, a forged log line) is ignored, and the peer's address
+    stands, so what the limit counts, the audit records and the access log shows is an address."""
+
+    def app(environ, start_response):
+        forwarded = environ.get("REMOTE_ADDR", "")
+        try:
+            ipaddress.ip_address(forwarded)
+        except ValueError:
+            environ["REMOTE_ADDR"] = environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR") or "-"
+        return wsgi_app(environ, start_response)
+
+    return app
 
 
 def create_app(
@@ -41,7 +58,7 @@ def create_app(
         # Behind a load balancer the client is the address its X-Forwarded-For names: what the
         # write limit counts, the audit records and the access log shows. Trusted only when asked:
         # a client could otherwise choose its own address.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
+        app.wsgi_app = ProxyFix(_forwarded_addresses_only(app.wsgi_app), x_for=settings.trusted_proxies)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep the contract's key order: message first
 
@@ -68,6 +85,10 @@ def create_app(
         response.headers["X-Request-Id"] = g.get("request_id", "-")
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        # No page of this app may be framed (/docs is a page with scripts); the console's own
+        # policy says more.
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
         return response
 
     openapi.init_app(app, secured=bool(shared.tokens), rate_limited=shared.limiter is not None)

@@ -2,7 +2,8 @@
 
 - With tokens configured (ALLIES_API_TOKENS), a person signs in once with their token; the console
   keeps a signed, HttpOnly, SameSite=Strict cookie naming them, which ends when their token
-  changes (the cookie holds a seal of the token, never the token) or after SESSION_HOURS.
+  changes (the cookie holds a seal of the token, never the token), when they sign out anywhere
+  (the database keeps a generation per person: `allies.sessions`), or after SESSION_HOURS.
 - Without tokens the console answers only a browser on this machine: a loopback client that asked
   for a loopback host name (a page elsewhere cannot reach it by pointing its own domain here:
   DNS rebinding).
@@ -21,7 +22,7 @@ from flask import Flask, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import BadRequest, Forbidden
 
-from ... import auth
+from ... import auth, sessions
 from ..services import services
 
 SESSION_HOURS = 8
@@ -51,7 +52,7 @@ class ConsoleSessions(SecureCookieSessionInterface):
     over HTTPS. The API has no session: its requests neither read the cookie nor build a signer."""
 
     def open_session(self, app: Flask, request):
-        if not request.path.startswith("/console/"):
+        if request.path != "/console" and not request.path.startswith("/console/"):
             return None  # Flask then gives the request a null session
         return super().open_session(app, request)
 
@@ -83,20 +84,33 @@ def identify_visitor() -> None:
         return
     name = session.get("actor")
     token = tokens.get(name) if isinstance(name, str) else None
-    g.actor = name if token and hmac.compare_digest(session.get("seal", ""), _seal(token)) else None
+    sealed = token and hmac.compare_digest(session.get("seal", ""), _seal(token))
+    g.actor = name if sealed and _still_signed_in(name) else None
+
+
+def _still_signed_in(name: str) -> bool:
+    """The session was opened in the person's current generation: they have not signed out since."""
+    with services().pool.connection() as conn:
+        return sessions.is_current(conn, name, session.get("generation"))
 
 
 def sign_in(presented_token: str) -> str | None:
     """The name whose token this is (then the session names them), else None."""
     name = auth.identify(services().tokens, f"Bearer {presented_token}")
     if name is not None:
+        with services().pool.connection() as conn:
+            current = sessions.generation(conn, name)
         session.clear()
         session.permanent = True
-        session.update(actor=name, seal=_seal(services().tokens[name]))
+        session.update(actor=name, seal=_seal(services().tokens[name]), generation=current)
     return name
 
 
 def sign_out() -> None:
+    """Ends every session of the person signed in here (other browsers and copied cookies too)."""
+    if g.get("actor") and services().tokens:
+        with services().pool.connection() as conn:
+            sessions.end_all(conn, g.actor)
     session.clear()
 
 

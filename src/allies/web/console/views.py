@@ -5,6 +5,7 @@ at the end."""
 from __future__ import annotations
 
 import gzip
+import json
 import tempfile
 import zlib
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
 from ... import audit, credentials, reports, stores, triage
 from ...ratelimit import WriteLimited
@@ -29,7 +30,8 @@ bp = Blueprint(
 )
 
 RECENT_EVENTS = 12
-UPLOAD_BYTES = 64 * 1024 * 1024  # an uploaded log, as sent (a gzip file counts compressed)
+UPLOAD_BYTES = 64 * 1024 * 1024  # an uploaded log file, as sent (a gzip file counts compressed)
+FORM_BYTES = 64 * 1024  # the rest of the upload's request: the multipart framing and the other fields
 UNPACKED_BYTES = 1024 * 1024 * 1024  # ...and once decompressed: a small gzip can unpack to far more
 TIMELINE_COLUMNS = 48
 PLANS_SHOWN = 20
@@ -47,7 +49,7 @@ def admit() -> None:
         return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
     if request.method == "POST":
         if request.endpoint == "console.log_triage":
-            request.max_content_length = UPLOAD_BYTES
+            request.max_content_length = UPLOAD_BYTES + FORM_BYTES  # the file itself: checked in _unpacked
         guard.check_csrf()
     return None
 
@@ -90,7 +92,10 @@ def sign_out():
 def _local_target(target: str) -> str:
     """Where to go after signing in: a console page of this site, never elsewhere."""
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/console/") or "\\" in target:
+    unsafe = "\\" in target or any(
+        ord(char) < 0x20 or ord(char) == 0x7F for char in target
+    )  # CR LF: a header
+    if parts.scheme or parts.netloc or not parts.path.startswith("/console/") or unsafe:
         return url_for("console.overview")
     return target
 
@@ -98,7 +103,7 @@ def _local_target(target: str) -> str:
 # -- overview ----------------------------------------------------------------------------------
 
 
-@bp.get("/")
+@bp.get("/", strict_slashes=False)  # /console too, without a redirect: its Location would come from Host
 def overview():
     database_ok, counts, tags, events = True, None, [], []
     try:
@@ -184,10 +189,30 @@ def fix(ally_id: str):
             reason=reason[: stores.MAX_REASON_CHARS],
             dry_run=not confirmed,
             actor=g.actor,
+            expect=_previewed(change) if confirmed else None,
         )
         store = outcome.after if confirmed else _store(conn, ally_id)
-    template = "console/fixed.html" if confirmed else "console/fix.html"
-    return render_template(template, ally_id=ally_id, store=store, form=form, outcome=outcome)
+    if confirmed:
+        return render_template("console/fixed.html", ally_id=ally_id, store=store, form=form, outcome=outcome)
+    seen = json.dumps({key: outcome.before.get(key) for key in change.touched_keys()})
+    return render_template(
+        "console/fix.html", ally_id=ally_id, store=store, form=form, outcome=outcome, seen=seen
+    )
+
+
+def _previewed(change: stores.Change) -> dict | None:
+    """The touched fields as the preview showed them (the form's `seen`): the apply writes only
+    over those. A form without it (a script's) asks nothing."""
+    raw = request.form.get("seen", "")
+    if not raw:
+        return None
+    try:
+        seen = json.loads(raw)
+    except ValueError:
+        seen = None
+    if not isinstance(seen, dict) or not set(seen) <= set(change.touched_keys()):
+        raise Rejected("the preview this form came from is malformed: preview the change again")
+    return seen
 
 
 def _change(form: dict) -> stores.Change:
@@ -203,9 +228,12 @@ def _change(form: dict) -> stores.Change:
 @bp.post("/allies/<ally_id>/undo")
 def undo(ally_id: str):
     ally_id = parse_ally_id(ally_id)
+    change = request.form.get("change", "")
     _check_write_limit()
-    with _pool().connection() as conn:
-        outcome = stores.undo_last_change(conn, ally_id, actor=g.actor)
+    with _pool().connection() as conn:  # the change the page showed, and only while it is the latest
+        outcome = stores.undo_last_change(
+            conn, ally_id, actor=g.actor, change_id=int(change) if change.isdigit() else None
+        )
     return render_template(
         "console/fixed.html", ally_id=ally_id, store=outcome.after, outcome=outcome, undone=True
     )
@@ -297,7 +325,11 @@ def log_triage():
 
 
 def _unpacked(stream: IO[bytes], target: Path) -> Path:
-    """The upload as a plain file (gunzipped when it is gzip), at most UNPACKED_BYTES."""
+    """The upload as a plain file (gunzipped when it is gzip), at most UPLOAD_BYTES as sent and
+    UNPACKED_BYTES once decompressed."""
+    if stream.seek(0, 2) > UPLOAD_BYTES:
+        raise RequestEntityTooLarge()
+    stream.seek(0)
     head = stream.read(2)
     stream.seek(0)
     source = gzip.GzipFile(fileobj=stream) if head == b"\x1f\x8b" else stream
@@ -369,6 +401,11 @@ def page_not_found(unknown: str):
 def rejected(exc: Rejected):
     status = 404 if isinstance(exc, AllyNotFound) else exc.status
     return render_template("console/error.html", status=status, detail=exc.detail), status
+
+
+@bp.errorhandler(stores.StoreChanged)
+def store_changed(exc: stores.StoreChanged):
+    return render_template("console/error.html", status=409, detail=str(exc)), 409
 
 
 @bp.errorhandler(credentials.Conflict)
