@@ -112,6 +112,7 @@ def test_credentials_objects_without_a_key_id_neither_block_serving_nor_a_first_
     keys.enforce(conn, ring(TEST_KEYS))  # and again, as the next replica
 
 
+@pytest.mark.slow  # two servers started and stopped
 def test_the_first_serve_of_a_home_generates_its_key_and_says_so_once(database_url, tmp_path):
     home = tmp_path / "fresh-home"
     env = allies_env(DATABASE_URL=database_url, ALLIES_HOME=str(home))
