@@ -6,6 +6,7 @@ otherwise an embedded PostgreSQL is started under a temporary folder and stopped
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -39,6 +40,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+_KEPT_PORTS = itertools.count()
+
+
+def kept_port() -> int:
+    """A free port below the kernel's ephemeral range, in a band of this xdist worker's own: for a
+    server that is killed and started again on the same port. While it is down, `free_port` (an
+    ephemeral port, any worker) can never hand its port to another test."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    while True:
+        port = 20_000 + 1_000 * (worker % 10) + next(_KEPT_PORTS) % 1_000
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
 
 
 def with_dbname(url: str, name: str) -> str:
@@ -206,7 +225,7 @@ def serve(tmp_path, settings):
 @pytest.fixture
 def own_server(tmp_path):
     """A PostgreSQL of this test's own, seeded with 60 stores, for tests that stop it."""
-    server = EmbeddedPostgres(tmp_path / "own-pg", free_port())
+    server = EmbeddedPostgres(tmp_path / "own-pg", kept_port())  # stopped and started again by its tests
     server.start()
     with psycopg.connect(server.url, autocommit=True) as conn:
         db.ensure_schema(conn)

@@ -11,14 +11,14 @@ import time
 
 import psycopg
 import pytest
-from conftest import free_port
+from conftest import free_port, kept_port
 
 from allies.embedded import EmbeddedError, EmbeddedPostgres, process_alive
 
 
 @pytest.fixture
 def server(tmp_path):
-    instance = EmbeddedPostgres(tmp_path / "pg", free_port())
+    instance = EmbeddedPostgres(tmp_path / "pg", kept_port())
     yield instance
     instance.stop()
 

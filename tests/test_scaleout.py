@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import ROOT, TEST_KEYS, allies_env, free_port, make_app, stored_credentials
+from conftest import ROOT, TEST_KEYS, allies_env, kept_port, make_app, stored_credentials
 from helpers.http import wait_for_http
 from helpers.load import CLIENTS, MARKS, NEW_RING, Client, Load, ending
 
@@ -48,7 +48,7 @@ class Replica:
     ring from the one secret, trusting one proxy (nginx) for the client address."""
 
     def __init__(self, folder: Path, database_url: str, **env: str) -> None:
-        self.port, self.folder = free_port(), folder
+        self.port, self.folder = kept_port(), folder  # the same port again after a kill
         self.log = folder / "server.log"
         self.env = {
             "DATABASE_URL": database_url,
@@ -77,7 +77,10 @@ class Replica:
         )
         output.close()
         if wait:
-            wait_for_http(f"{self.base}/health", process=self.process)
+            try:
+                wait_for_http(f"{self.base}/health", process=self.process)
+            except RuntimeError as exc:  # say why: the end of what it printed
+                raise RuntimeError(f"{exc}; its output ends: {self.output()[-600:]}") from None
         return self.process
 
     def output(self) -> str:
