@@ -1,4 +1,5 @@
-"""The HTTP API: `/allies/<id>/credentials` (the original contract) and `/health`.
+"""The HTTP API: `/allies/<id>/credentials` (the original contract, with versions: ETag, If-Match,
+If-None-Match, Idempotency-Key), `.../credentials/versions`, `.../credentials/restore`, `/health`.
 
 Views say only what succeeds; every failure is an exception (`Rejected` from validation, a
 refusal of the write path, an HTTP error while reading the body), rendered in the one JSON shape
