@@ -45,11 +45,17 @@ def take(browser, base_url: str, out: Path) -> list[Path]:
         shots.append(out / f"{name}.png")
         page.screenshot(path=shots[-1], full_page=full_page)
 
+    def submit(selector: str) -> None:
+        """Click a button that sends its form, and wait for the page it leads to: a screenshot
+        taken while that page loads fails (seen under load: the triage takes a while)."""
+        with page.expect_navigation():
+            page.click(selector)
+
     page.goto(f"/console/allies/{BARNES}/credentials")
     page.fill("#username", "aliado_addi")
     page.fill("#password", "}sxh7_5}BdJ4K:Qf")
     shot("credentials")
-    page.click("#save")
+    submit("#save")
     page.goto("/console/")
     shot("overview")
     page.goto("/console/allies?q=Ba")
@@ -59,15 +65,15 @@ def take(browser, base_url: str, out: Path) -> list[Path]:
     page.select_option("#old_tag", "finanzas")
     page.select_option("#new_tag", "educacion")
     page.fill("#reason", "ticket SUP-1234")
-    page.click("#preview-button")
+    submit("#preview-button")
     shot("fix-preview")
-    page.click("#apply")
+    submit("#apply")
     shot("fix-applied")
     page.goto(f"/console/allies/{YOUNG_WOLF}")
     shot("ally")
     page.goto("/console/triage")
     page.set_input_files("#log", EXAMPLE_LOG)
-    page.click("#upload")
+    submit("#upload")
     shot("triage", full_page=False)  # the figures, the timeline and the first allies
     page.set_viewport_size(PHONE)
     page.goto("/console/?lang=es")
