@@ -13,6 +13,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import BARNES, YOUNG_WOLF, make_app
 from helpers.logs import write
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from allies.cli import main
 from allies.text import FORMAT_CHARACTERS, printable
@@ -311,3 +313,53 @@ def test_an_upload_of_exactly_the_documented_size_is_accepted(client, tmp_path, 
         with (tmp_path / "up.log").open("rb") as upload:
             answer = client.post("/console/triage", data={"csrf_token": token, "log": (upload, "up.log")})
         assert answer.status_code == status, len(data)
+
+
+# -- properties: any request is one access-log line the triage reads back; any owner, one rule -----
+
+ADDRESSES = st.one_of(st.ip_addresses().map(str), st.text(max_size=60))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    address=ADDRESSES,
+    method=st.sampled_from(["GET", "POST", "PUT", "get", "X\x00"]),
+    path=st.text(max_size=200),
+    status=st.integers(100, 599),
+    size=st.one_of(st.none(), st.integers(0, 10**9)),
+)
+def test_any_request_is_exactly_one_line_that_the_triage_reads_as_that_request(
+    address, method, path, status, size
+):
+    from datetime import UTC, datetime
+
+    from allies.web.accesslog import clf_line
+
+    line = clf_line(address, datetime(2026, 3, 1, 10, tzinfo=UTC), f"{method} /{path} HTTP/1.1", status, size)
+    assert "\n" not in line and "\r" not in line
+    block = logparse.analyze_block((line + "\n").encode(), logparse.Window())
+    assert block.lines == block.parsed == 1 and dict(block.statuses) == {status: 1}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(owner=st.text(max_size=260))
+def test_any_owner_from_the_console_is_stored_exactly_or_refused_with_the_clis_rule(client, conn, owner):
+    from allies import stores
+    from allies.failures import InputProblem
+    from allies.validation import parse_store_text
+
+    page = f"/console/allies/{YOUNG_WOLF}/fix"
+    token = CSRF.search(client.get(page).get_data(as_text=True))[1]
+    answer = client.post(page, data={"csrf_token": token, "step": "apply", "owner": owner})
+    if not owner.strip():  # the console strips its fields: no owner given
+        assert answer.status_code == 400 and "nothing to change" in answer.get_data(as_text=True)
+        return
+    try:
+        expected = parse_store_text(owner.strip(), "owner")
+    except InputProblem as exc:
+        assert answer.status_code == 400 and html.escape(exc.detail, quote=True) in answer.get_data(
+            as_text=True
+        )
+        return
+    assert answer.status_code == 200 and owner_of(conn) == expected
+    stores.undo_last_change(conn, YOUNG_WOLF)
