@@ -256,8 +256,10 @@ def test_credentials_from_before_versions_become_version_1(conn, database_url, k
         "UPDATE stores SET data = jsonb_set(data::jsonb, '{credentials}', %s) WHERE id = %s",
         (psycopg.types.json.Jsonb(envelope), BARNES),
     )
+    conn.execute("DELETE FROM schema_applied")  # as after an upgrade: the schema's text changed
     for _ in range(2):  # idempotent
         db.ensure_schema(conn)
+        conn.execute("DELETE FROM schema_applied")
     assert versions_of(conn) == [(1, False, None)]
     assert credentials.credentials_status(conn, BARNES).version == 1
     assert credentials.version_plaintext(conn, keyring, BARNES, 1) == ("old", "old")
@@ -348,3 +350,20 @@ def test_the_cli_lists_and_restores_versions(serve, conn, keyring):
     assert stored_credentials(conn, keyring, BARNES) == ("user1", "pass1")
     missing = allies("restore", BARNES, "--version", "9")
     assert missing.returncode == 1 and "has no credentials version 9" in missing.stderr
+
+
+def test_a_start_on_an_applied_schema_waits_for_no_writer(database_url, conn):
+    """`allies serve` starting beside replicas under load runs no DDL: a write in progress (its row
+    and table locks held) does not make the start wait (before: CREATE INDEX IF NOT EXISTS did, and
+    could deadlock with the writers)."""
+    from allies import db
+
+    with psycopg.connect(database_url) as writer:  # a write in flight, not committed
+        writer.execute(
+            "INSERT INTO credential_audit (actor, ally_id, action, outcome) VALUES ('w', 'a', 'x', 'y')"
+        )
+        writer.execute("INSERT INTO idempotency_keys VALUES ('w', 'k', 'f', 'a', 1, '{}')")
+        with psycopg.connect(database_url, autocommit=True) as starting:
+            starting.execute("SET lock_timeout = '1s'")
+            db.ensure_schema(starting)  # would raise LockNotAvailable if it took a share lock
+        writer.rollback()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from importlib.resources import files
 
 import psycopg
@@ -52,8 +53,34 @@ def create_pool(url: str, *, max_size: int = 4, timeout: float = 3.0) -> Connect
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
-    """Create the project's tables if missing (never alters an existing `stores`)."""
+    """Create the project's tables if missing (never alters an existing `stores`).
+
+    The schema's text is applied once per version of it: its digest is recorded in
+    `schema_applied`, and a start that finds it there runs no DDL at all. `CREATE INDEX IF NOT
+    EXISTS` takes a share lock on its table even when the index exists, which would wait for the
+    writes of running replicas and could deadlock with them (seen: a replica restarted under load)."""
     sql = files("allies").joinpath("schema.sql").read_text()
+    digest = hashlib.sha256(sql.encode()).hexdigest()
+    if _applied(conn, digest):
+        return
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
+        if _applied(conn, digest):  # another process applied it while this one waited
+            return
         conn.execute(sql)
+        conn.execute(APPLIED_TABLE)
+        conn.execute("INSERT INTO schema_applied (digest) VALUES (%s) ON CONFLICT DO NOTHING", (digest,))
+
+
+APPLIED_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_applied (
+    digest     TEXT PRIMARY KEY,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+"""
+
+
+def _applied(conn: psycopg.Connection, digest: str) -> bool:
+    if conn.execute("SELECT to_regclass('schema_applied')").fetchone()[0] is None:
+        return False
+    return conn.execute("SELECT 1 FROM schema_applied WHERE digest = %s", (digest,)).fetchone() is not None
