@@ -19,12 +19,12 @@ import psycopg
 from flask import Blueprint, Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from .. import audit, auth, credentials
+from .. import auth, credentials
 from ..ratelimit import WriteLimited
 from ..text import printable
 from ..validation import AllyNotFound, BodyTooLarge, Rejected, parse_ally_id
 from . import errors
-from .services import services
+from .services import credentials_write, services
 
 bp = Blueprint("allies", __name__)
 health_bp = Blueprint("health", __name__)  # open to probes: no token, no rate limit
@@ -60,7 +60,7 @@ def authenticate() -> None:
     tokens = services().tokens
     g.actor = auth.identify(tokens, request.headers.get("Authorization")) if tokens else auth.LOCAL_ACTOR
     if request.method == "POST":
-        g.write = _credentials_write(request.view_args.get("ally_id", ""))
+        g.write = credentials_write(g.actor or auth.ANONYMOUS_ACTOR, request.view_args.get("ally_id", ""))
         g.write.admit(authenticated=g.actor is not None)
     elif g.actor is None:
         raise credentials.NotAuthenticated()
@@ -203,7 +203,8 @@ def write_limited(exc: WriteLimited):
 def http_error(exc: HTTPException):  # refused before the view (a head over its limits, say)
     write = g.get("write")
     if write is None and request.method == "POST":  # refused before the write path began
-        write = _credentials_write((request.view_args or {}).get("ally_id", ""))
+        actor = g.get("actor") or auth.ANONYMOUS_ACTOR
+        write = credentials_write(actor, (request.view_args or {}).get("ally_id", ""))
     if write is not None:
         write.audit_failure("rejected", exc.code or 400, exc.name)
     return errors.render_http_error(exc)
@@ -226,16 +227,6 @@ def health():
         body = {"status": "alive", "database": "unavailable", "message": errors.SERVICE_UNAVAILABLE}
         return jsonify(body), 503, {"Retry-After": str(errors.RETRY_AFTER_SECONDS)}
     return jsonify({"status": "ok", "database": "ok"})
-
-
-def _credentials_write(ally_id: str) -> credentials.CredentialsWrite:
-    attempt = audit.Attempt(
-        actor=g.get("actor") or auth.ANONYMOUS_ACTOR,
-        ally_id=ally_id,
-        client_addr=request.remote_addr,
-        request_id=g.request_id,
-    )
-    return services().credentials_write(attempt)
 
 
 def _json_body() -> object:

@@ -103,6 +103,10 @@ VERSIONS = {
 }
 
 
+def _json_body(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 def _write_refusals() -> dict:
     """The answers of a write that refuses, beside 400: its preconditions and its key."""
     return {
@@ -214,24 +218,19 @@ def document(secured: bool, rate_limited: bool) -> dict:
             "summary": "Store the ally's partner credentials, encrypted (AES-256-GCM)",
             "operationId": "addCredentials",
             "parameters": PRECONDITIONS,
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "description": "`user` is accepted for `username` (one of the two, not both)",
-                            "properties": {
-                                "username": {**text, "maxLength": MAX_USERNAME_CHARS},
-                                "user": {**text, "maxLength": MAX_USERNAME_CHARS},
-                                "password": {**text, "maxLength": MAX_PASSWORD_CHARS},
-                            },
-                            "required": ["password"],
-                            "oneOf": [{"required": ["username"]}, {"required": ["user"]}],
-                        }
-                    }
-                },
-            },
+            "requestBody": _json_body(
+                {
+                    "type": "object",
+                    "description": "`user` is accepted for `username` (one of the two, not both)",
+                    "properties": {
+                        "username": {**text, "maxLength": MAX_USERNAME_CHARS},
+                        "user": {**text, "maxLength": MAX_USERNAME_CHARS},
+                        "password": {**text, "maxLength": MAX_PASSWORD_CHARS},
+                    },
+                    "required": ["password"],
+                    "oneOf": [{"required": ["username"]}, {"required": ["user"]}],
+                }
+            ),
             "responses": post_responses,
         },
     }
@@ -249,20 +248,13 @@ def document(secured: bool, rate_limited: bool) -> dict:
             "summary": "Write a kept version's data as the next version (audited)",
             "operationId": "restoreCredentials",
             "parameters": PRECONDITIONS,
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "version": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION}
-                            },
-                            "required": ["version"],
-                        }
-                    }
-                },
-            },
+            "requestBody": _json_body(
+                {
+                    "type": "object",
+                    "properties": {"version": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION}},
+                    "required": ["version"],
+                }
+            ),
             "responses": restore_responses,
         },
     }

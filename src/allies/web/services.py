@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, request
 from psycopg_pool import ConnectionPool
 
 from .. import audit, credentials, db, ratelimit
@@ -47,7 +47,7 @@ class Services:
             limiter=ratelimit.SharedLimiter(limit, pool) if limit else None,
         )
 
-    def credentials_write(self, attempt: audit.Attempt) -> credentials.CredentialsWrite:
+    def write_path(self, attempt: audit.Attempt) -> credentials.CredentialsWrite:
         """The one write path, as configured here, for one attempt (the API's or the console's)."""
         return credentials.CredentialsWrite(
             self.pool,
@@ -71,3 +71,8 @@ def init_app(app: Flask, settings: Settings) -> Services:
 def services(app: Flask | None = None) -> Services:
     """The services of `app`, by default the app of the current request."""
     return (app or current_app).extensions[_EXTENSION]
+
+
+def credentials_write(actor: str, ally_id: str) -> credentials.CredentialsWrite:
+    """The one write path for this request's attempt on `ally_id` (the API's or the console's)."""
+    return services().write_path(audit.Attempt(actor, ally_id, request.remote_addr, g.request_id))

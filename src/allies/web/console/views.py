@@ -22,7 +22,7 @@ from ...ratelimit import WriteLimited
 from ...triage import remediation
 from ...validation import MAX_VERSION, AllyNotFound, Rejected, canonical_ally_id, parse_ally_id
 from .. import errors
-from ..services import services
+from ..services import credentials_write, services
 from . import charts, guard, i18n
 
 bp = Blueprint(
@@ -283,7 +283,7 @@ def restore_credentials(ally_id: str):
 
 
 def _credentials_write(ally_id: str) -> credentials.CredentialsWrite:
-    write = services().credentials_write(audit.Attempt(g.actor, ally_id, request.remote_addr, g.request_id))
+    write = credentials_write(g.actor, ally_id)
     write.admit(authenticated=True)  # the console has signed its visitor in
     return write
 
