@@ -203,6 +203,15 @@ def test_retention_follows_the_setting(app_with, conn):
     assert versions_of(conn) == [(1, True, None), (2, True, None), (3, False, None), (4, False, None)]
 
 
+def test_a_lowered_retention_destroys_every_envelope_past_it_at_the_next_write(app_with, conn):
+    generous = app_with(credential_versions=6)
+    for n in range(1, 31):  # a long history: each write past the retention destroys exactly one
+        post(generous, n=n)
+    assert [destroyed for _, destroyed, _ in versions_of(conn)] == [True] * 24 + [False] * 6
+    post(app_with(credential_versions=2), n=31)
+    assert [destroyed for _, destroyed, _ in versions_of(conn)] == [True] * 29 + [False] * 2
+
+
 def test_restore_writes_the_old_plaintext_as_a_new_version(client, conn, keyring):
     post(client, {"username": "good", "password": "}sxh7_5}BdJ4K:Qf"})
     post(client, {"username": "broken", "password": "typo"})

@@ -149,7 +149,7 @@ class Written:
 # cleared by hand) and only when the precondition holds; then the version row, the retention, the
 # idempotency record when asked, and the audit row. Atomic, and a single round trip.
 WRITE = f"""
-WITH updated AS (
+WITH RECURSIVE updated AS (
     UPDATE stores
        SET data = jsonb_set(
                COALESCE(data::jsonb, '{{}}'), '{{credentials}}',
@@ -166,10 +166,21 @@ WITH updated AS (
 ), versioned AS (
     INSERT INTO credential_versions (ally_id, version, envelope, kid, actor, request_id, restored_from)
     SELECT %(id)s, version, %(envelope)s, %(kid)s, %(actor)s, %(request_id)s, %(restored_from)s FROM updated
+), doomed AS (
+    -- The kept envelopes that fall out of the retention: walking down from the newest one past it,
+    -- one primary-key lookup per version (numbers have no gaps) until the first one already
+    -- destroyed, so a write costs the same after a thousand versions as after ten (a range scan
+    -- `version <= n - keep` would read the whole history). A version committed while this write
+    -- waited for the row lock is not seen here; the next write's walk, starting higher, takes it.
+    SELECT version FROM credential_versions
+     WHERE ally_id = %(id)s AND envelope IS NOT NULL
+       AND version = (SELECT version FROM updated) - %(keep)s
+    UNION ALL
+    SELECT kept.version FROM credential_versions kept JOIN doomed ON kept.version = doomed.version - 1
+     WHERE kept.ally_id = %(id)s AND kept.envelope IS NOT NULL
 ), destroyed AS (
     UPDATE credential_versions SET envelope = NULL, destroyed_at = now()
-     WHERE ally_id = %(id)s AND envelope IS NOT NULL
-       AND version <= (SELECT version FROM updated) - %(keep)s
+     WHERE ally_id = %(id)s AND version = ANY (ARRAY(SELECT version FROM doomed))
 ), remembered AS (
     INSERT INTO idempotency_keys (actor, key, fingerprint, ally_id, version, response)
     SELECT %(actor)s, %(idempotency_key)s, %(fingerprint)s, %(id)s, version,
@@ -238,7 +249,7 @@ def set_credentials(
     if row is None:
         status = credentials_status(conn, ally_id)
         if not status.exists:
-            raise AllyNotFound(f"unknown ally: no store has id {ally_id}")
+            raise AllyNotFound.of(ally_id)
         raise Conflict(status.version)
     return Written(ally_id, row[0], row[1], restored_from)
 
@@ -256,7 +267,7 @@ def versions(conn: psycopg.Connection, ally_id: str) -> list[dict]:
 
     found = conn.cursor(row_factory=dict_row).execute(VERSIONS, (ally_id,)).fetchall()
     if not found and not credentials_status(conn, ally_id).exists:
-        raise AllyNotFound(f"unknown ally: no store has id {ally_id}")
+        raise AllyNotFound.of(ally_id)
     return found
 
 
@@ -268,7 +279,7 @@ def version_plaintext(
         "SELECT envelope FROM credential_versions WHERE ally_id = %s AND version = %s", (ally_id, version)
     ).fetchone()
     if row is None and not credentials_status(conn, ally_id).exists:
-        raise AllyNotFound(f"unknown ally: no store has id {ally_id}")
+        raise AllyNotFound.of(ally_id)
     if row is None:
         raise Rejected(f"ally {ally_id} has no credentials version {version}")
     if row[0] is None:
