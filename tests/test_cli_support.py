@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import psycopg
@@ -120,6 +122,16 @@ def test_store_show_hides_credentials(run, client):
         ),
         (("store", "undo", YOUNG_WOLF), 2, "allies: add --yes"),
         (("credentials", "status", "a\nb"), 2, "allies: malformed ally id: it contains U+000A"),
+        (
+            ("store", "show", YOUNG_WOLF[:-1]),  # a digit lost in copying: not the same as an unknown id
+            1,
+            f"allies: no store has id {YOUNG_WOLF[:-1]} (not a well-formed UUID: its groups have 8-4-4-4-11",
+        ),
+        (
+            ("store", "update", YOUNG_WOLF, "--replace-tag", "finanza=educacion", "--yes"),
+            2,
+            f"allies: store {YOUNG_WOLF} has no tag 'finanza' (its tags: finanzas, movilidad, tecnologia)",
+        ),
     ],
 )
 def test_failures_are_one_line_with_the_documented_exit_code_and_change_nothing(
@@ -131,6 +143,39 @@ def test_failures_are_one_line_with_the_documented_exit_code_and_change_nothing(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message)
     assert conn.execute("SELECT id, data FROM stores ORDER BY id").fetchall() == before
+
+
+def test_under_json_a_failure_is_also_json_on_stdout(run):
+    result = run("store", "show", "no pe", "--json")
+    assert result.exit_code == 2
+    assert json.loads(result.stdout) == {"error": "malformed ally id: it contains U+0020", "exit_code": 2}
+    assert result.stderr == "allies: malformed ally id: it contains U+0020\n"
+    unknown = run("store", "show", "nope", "--json")
+    assert unknown.exit_code == 1 and json.loads(unknown.stdout)["exit_code"] == 1
+    plain = run("store", "show", "nope")
+    assert plain.exit_code == 1 and plain.stdout == ""
+
+
+def test_h_is_help_and_a_bare_allies_prints_help_with_success(run):
+    bare, short, long = run(), run("-h"), run("--help")
+    assert bare.exit_code == short.exit_code == long.exit_code == 0
+    assert "Usage: " in bare.stdout and "Commands:" in bare.stdout
+    assert bare.stdout == short.stdout == long.stdout
+    sub = run("store", "update", "-h")
+    assert sub.exit_code == 0 and "--replace-tag" in sub.stdout
+
+
+def test_no_color_removes_every_style(database_url, tmp_path):
+    env = {**os.environ, "DATABASE_URL": database_url, "ALLIES_HOME": str(tmp_path), "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    command = [str(Path(sys.executable).parent / "allies"), "tags"]
+    styled = subprocess.run(command, env={**env, "FORCE_COLOR": "1"}, capture_output=True, text=True)
+    plain = subprocess.run(
+        command, env={**env, "FORCE_COLOR": "1", "NO_COLOR": "1"}, capture_output=True, text=True
+    )
+    assert styled.returncode == plain.returncode == 0
+    assert "\x1b[" in styled.stdout  # the test can fail: with styles allowed there are some
+    assert "\x1b[" not in plain.stdout and "finanzas" in plain.stdout
 
 
 def test_database_unreachable_is_exit_1(run):
@@ -145,7 +190,10 @@ def test_store_update_dry_run_then_apply_then_idempotent_then_undo(run, conn):
     dry = run(*args, "--dry-run", "--json")
     assert dry.exit_code == 0
     preview = json.loads(dry.stdout)
-    assert preview["dry_run"] is True and preview["changed"] is False
+    assert preview["dry_run"] is True and preview["changed"] is False and preview["would_change"] is True
+    assert {"field": "brand_owner", "before": before["brand_owner"], "after": "Old-Wolf"} in preview[
+        "changes"
+    ]
     assert preview["after"]["brand_owner"] == "Old-Wolf"
     assert conn.execute("SELECT data FROM stores WHERE id = %s", (YOUNG_WOLF,)).fetchone()[0] == before
 

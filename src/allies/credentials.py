@@ -249,7 +249,7 @@ def set_credentials(
     if row is None:
         status = credentials_status(conn, ally_id)
         if not status.exists:
-            raise AllyNotFound.of(ally_id)
+            raise AllyNotFound(f"unknown ally: no store has id {ally_id}")
         raise Conflict(status.version)
     return Written(ally_id, row[0], row[1], restored_from)
 
@@ -267,7 +267,7 @@ def versions(conn: psycopg.Connection, ally_id: str) -> list[dict]:
 
     found = conn.cursor(row_factory=dict_row).execute(VERSIONS, (ally_id,)).fetchall()
     if not found and not credentials_status(conn, ally_id).exists:
-        raise AllyNotFound.of(ally_id)
+        raise AllyNotFound(f"unknown ally: no store has id {ally_id}")
     return found
 
 
@@ -279,7 +279,7 @@ def version_plaintext(
         "SELECT envelope FROM credential_versions WHERE ally_id = %s AND version = %s", (ally_id, version)
     ).fetchone()
     if row is None and not credentials_status(conn, ally_id).exists:
-        raise AllyNotFound.of(ally_id)
+        raise AllyNotFound(f"unknown ally: no store has id {ally_id}")
     if row is None:
         raise Rejected(f"ally {ally_id} has no credentials version {version}")
     if row[0] is None:

@@ -201,7 +201,7 @@ def apply_change(
     with conn.transaction() as tx:
         before = get_store(conn, store_id, lock=True)
         if before is None:
-            raise AllyNotFound(f"no store has id {store_id}; nothing was changed")
+            raise AllyNotFound.of(store_id, then="; nothing was changed")
         changed = [key for key, value in (expect or {}).items() if before.get(key) != value]
         if changed:
             raise StoreChanged(
@@ -211,6 +211,7 @@ def apply_change(
         changes = 0
         for key, value in change.fields().items():
             changes += _one_row(conn, SET_TEXT_FIELD, {"id": store_id, "field": key, "value": value})
+        _check_replaced_tags_exist(store_id, before, change.replace_tags)
         for old, new in change.replace_tags:
             changes += _one_row(conn, REPLACE_TAG, {"id": store_id, "old": old, "new": new})
         after = get_store(conn, store_id)
@@ -223,6 +224,18 @@ def apply_change(
     return outcome
 
 
+def _check_replaced_tags_exist(store_id: str, data: dict, replacements) -> None:
+    """A replacement of a tag the store lacks is a mistake (a typo: "finanza"), not "already up to
+    date"; unless the store already has the new tag: the same change applied before."""
+    tags = data.get("tags")
+    held = {value for value in tags.values() if isinstance(value, str)} if isinstance(tags, dict) else set()
+    for old, new in replacements:
+        if old not in held and new not in held:
+            listed = ", ".join(sorted(held)) or "none"
+            raise Rejected(f"store {store_id} has no tag {old!r} (its tags: {listed}); nothing was changed")
+        held = (held - {old}) | {new}
+
+
 def undo_last_change(
     conn: psycopg.Connection, store_id: str, *, actor: str | None = None, change_id: int | None = None
 ) -> Outcome:
@@ -232,7 +245,7 @@ def undo_last_change(
     with conn.transaction():
         before = get_store(conn, store_id, lock=True)
         if before is None:
-            raise AllyNotFound(f"no store has id {store_id}; nothing was changed")
+            raise AllyNotFound.of(store_id, then="; nothing was changed")
         last = conn.execute(
             "SELECT id, before FROM store_changes WHERE store_id = %s ORDER BY id DESC LIMIT 1",
             (store_id,),

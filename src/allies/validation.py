@@ -14,6 +14,7 @@ from .text import FORMAT_CHARACTERS
 # characters: an id must read as what it is) or "/". A UUID, in any case, is the same
 # ally as its lowercase form (the form stored); any other id is used as it is.
 UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+MANGLED_UUID = re.compile(r"[0-9a-f]{4,}(-[0-9a-f]+){2,5}", re.I)  # hex groups and dashes: meant as a UUID
 MAX_ALLY_ID_CHARS = 128
 FORBIDDEN_IN_ID = re.compile(rf"[\s\x00-\x1f\x7f-\x9f/\ud800-\udfff{FORMAT_CHARACTERS}]")
 # What a credential may not contain: it is sent on to a partner, so it must encode as UTF-8
@@ -36,6 +37,17 @@ class Rejected(InputProblem):
 
 class AllyNotFound(Rejected):
     """No store has this id."""
+
+    @classmethod
+    def of(cls, ally_id: str, *, then: str = "") -> AllyNotFound:
+        """The failure for `ally_id` told to a person (the CLI, the console), saying so when the id
+        is a UUID mangled in copying (a digit lost or added): a well-formed id nobody has is not the
+        same mistake as a broken one. The API's answers keep the contract's exact text."""
+        hint = ""
+        if MANGLED_UUID.fullmatch(ally_id) and not UUID_PATTERN.fullmatch(ally_id):
+            groups = "-".join(str(len(group)) for group in ally_id.split("-"))
+            hint = f" (not a well-formed UUID: its groups have {groups} digits, a UUID's 8-4-4-4-12)"
+        return cls(f"no store has id {ally_id}{hint}{then}")
 
 
 class BodyTooLarge(Rejected):

@@ -6,7 +6,6 @@ import sys
 from datetime import UTC
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from .. import audit, keys
@@ -14,9 +13,9 @@ from ..crypto import new_key_entry
 from ..keyfile import keyring_source, load_keyring
 from ..text import printable
 from ..validation import parse_ally_id, parse_time
-from .base import CommandFailed, json_option, main, open_db, print_json, settings
+from .base import CommandFailed, json_option, main, make_console, open_db, print_json, settings
 
-console = Console()
+console = make_console()
 
 
 @main.command("audit")

@@ -1,6 +1,7 @@
 """The `allies` group and what its commands share: settings, database access, errors, output.
 
-Exit codes: 0 ok, 1 the operation failed, 2 usage or input error. Failures print one line on stderr.
+Exit codes: 0 ok, 1 the operation failed, 2 usage or input error. Failures print one line on stderr;
+under `--json` they are also one JSON document on stdout: {"error": ..., "exit_code": ...}.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import gc
 import importlib
 import json
+import os
 import sys
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+
+JSON_ERRORS = "allies.json_errors"  # ctx.meta key: a command's --json was given, errors are JSON too
 
 
 class CommandFailed(click.ClickException):
@@ -88,13 +93,21 @@ class AlliesGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except click.ClickException:
+        except click.ClickException as exc:
+            _echo_json_error(ctx, exc)
             raise
         except Exception as exc:
             failure = _known_failure(exc)
             if failure is None:
                 raise
+            _echo_json_error(ctx, failure)
             raise failure from None
+
+
+def _echo_json_error(ctx: click.Context, failure: click.ClickException) -> None:
+    """Under --json, a script reads the failure from stdout too (the text still goes to stderr)."""
+    if ctx.meta.get(JSON_ERRORS):
+        print_json({"error": printable(failure.format_message()), "exit_code": failure.exit_code})
 
 
 def _known_failure(exc: Exception) -> click.ClickException | None:
@@ -137,10 +150,15 @@ def open_db(ensure_schema: bool = True, url: str | None = None) -> psycopg.Conne
     return conn
 
 
-@click.group(cls=AlliesGroup)
+@click.group(
+    cls=AlliesGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(package_name="allies")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Run and support the allies service: API server, database, and support cases."""
+    if ctx.invoked_subcommand is None:  # a bare `allies` asks what there is: help, and success
+        click.echo(ctx.get_help())
 
 
 def run() -> None:
@@ -153,6 +171,14 @@ def run() -> None:
         # skipped. Commands close their own files and connections; the interpreter still flushes
         # stdout and stderr.
         gc.freeze()
+
+
+def make_console():
+    """The console for people's output. NO_COLOR (https://no-color.org) removes every style, not
+    only colours: rich alone keeps bold and italic."""
+    from rich.console import Console
+
+    return Console(color_system=None) if os.environ.get("NO_COLOR") else Console()
 
 
 def literal(value: object) -> str:
@@ -179,5 +205,11 @@ api_url_option = click.option(
 
 def json_option(function=None, *, help: str = "Print JSON for scripts."):
     """The `--json` flag (as `as_json`): `@json_option`, or `@json_option(help=...)`."""
-    option = click.option("--json", "as_json", is_flag=True, help=help)
+    option = click.option("--json", "as_json", is_flag=True, help=help, callback=_remember_json)
     return option(function) if function is not None else option
+
+
+def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[JSON_ERRORS] = True
+    return value

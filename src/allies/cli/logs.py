@@ -11,7 +11,17 @@ from .. import triage
 from ..text import printable
 from ..triage import remediation
 from ..validation import parse_time
-from .base import InputError, api_url_option, json_option, literal, main, print_json, redact, settings
+from .base import (
+    InputError,
+    api_url_option,
+    json_option,
+    literal,
+    main,
+    make_console,
+    print_json,
+    redact,
+    settings,
+)
 
 EXIT_AFFECTED = 3
 RECOVERED_SHOWN = 3
@@ -125,9 +135,7 @@ def _as_json(report: triage.Report, records, audits, api_url: str) -> dict:
 
 @functools.cache
 def _console():
-    from rich.console import Console  # only the report for people needs it: --json starts faster
-
-    return Console()
+    return make_console()  # only the report for people needs rich: --json starts faster
 
 
 def _print_report(report: triage.Report, records, audits, api_url: str) -> None:

@@ -7,12 +7,11 @@ import io
 import sys
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from .. import reports, stores
 from ..text import printable
-from ..validation import parse_ally_id
+from ..validation import AllyNotFound, parse_ally_id
 from .base import (
     CommandFailed,
     InputError,
@@ -20,13 +19,14 @@ from .base import (
     json_option,
     literal,
     main,
+    make_console,
     open_db,
     print_json,
     settings,
 )
 from .client import ApiUnreachable, Client
 
-console = Console()
+console = make_console()
 # -- case 1 --------------------------------------------------------------------------------
 
 
@@ -93,7 +93,7 @@ def store_show(store_id: str, as_json: bool) -> None:
     with open_db() as conn:
         data = stores.get_store(conn, store_id)
     if data is None:
-        raise CommandFailed(f"no store has id {store_id}")
+        raise AllyNotFound.of(store_id)
     view = stores.public_view(data)
     if as_json:
         print_json({"id": store_id, **view})
@@ -215,6 +215,11 @@ def _report(store_id: str, outcome: stores.Outcome, as_json: bool, note: str | N
                 "id": store_id,
                 "changed": bool(outcome.changes) and outcome.applied,
                 "dry_run": not outcome.applied,
+                "would_change": bool(outcome.changes) and not outcome.applied,
+                "changes": [
+                    {"field": key, "before": before, "after": after}
+                    for key, before, after in outcome.changed_fields()
+                ],
                 "journal_id": outcome.journal_id,
                 "before": outcome.before,
                 "after": outcome.after,

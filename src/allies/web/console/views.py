@@ -162,7 +162,7 @@ def ally(ally_id: str):
 def _store(conn, ally_id: str) -> dict:
     data = stores.get_store(conn, ally_id)
     if data is None:
-        raise AllyNotFound(f"no store has id {ally_id}")
+        raise AllyNotFound.of(ally_id)
     return stores.public_view(data)
 
 
