@@ -9,9 +9,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -66,6 +68,20 @@ def with_dbname(url: str, name: str) -> str:
 
 # Fixtures that start the real server: a test using one is `served` (pytest -m "not served").
 SERVER_FIXTURES = {"serve", "served_app", "served_app_with_tokens", "hostile_server", "live_stack"}
+
+
+def pytest_configure(config) -> None:
+    """Each run's temporary folders under a base of its own. pytest's default base
+    (/tmp/pytest-of-<user>) is set back to 0700 by any other pytest run of the same user, and the
+    embedded PostgreSQL servers of this run (their own system user) would lose their files
+    ("could not open file pg_control: Permission denied"). xdist's workers get sub-folders of it."""
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = config.allies_basetemp = tempfile.mkdtemp(prefix="allies-tests-")
+
+
+def pytest_unconfigure(config) -> None:
+    if getattr(config, "allies_basetemp", None):
+        shutil.rmtree(config.allies_basetemp, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items) -> None:
