@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import time
 
 import pytest
-from conftest import allies_env, free_port
-from helpers.http import wait_for_http
+from conftest import BARNES, allies_env, free_port
+from helpers.http import send, wait_for_http
 
 pytestmark = [pytest.mark.served]
 
@@ -74,3 +76,29 @@ def test_a_second_instance_on_the_same_home_is_refused_and_moves_nothing(home_en
     assert f"ALLIES_HOME=<another folder> DB_PORT={other_port} make run" in line
     query = ["db", "psql", "-tAc", "SELECT current_setting('port')"]
     assert allies(*query, env=home_env).stdout.strip() == str(db_port)
+
+
+def test_ctrl_c_to_the_terminals_process_group_stops_within_2_seconds_every_time(database_url):
+    """A terminal's Ctrl-C signals the server and its workers at once (one process group): before
+    the workers blocked SIGINT, about one stop in four took granian's 10 s kill timeout."""
+    env = allies_env(DATABASE_URL=database_url)
+    took = []
+    for _ in range(8):
+        port = free_port()
+        server = subprocess.Popen(
+            ["allies", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, as a terminal's foreground job
+        )
+        wait_for_http(f"http://127.0.0.1:{port}/health", process=server)
+        for n in range(20):  # a little load first: writes through the workers' pools
+            body = {"username": f"user{n}", "password": "secret"}
+            assert send("POST", f"http://127.0.0.1:{port}/allies/{BARNES}/credentials", body).status == 200
+        started = time.monotonic()
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=30)
+        took.append(time.monotonic() - started)
+        assert server.returncode == 0
+    assert max(took) < 2, f"stops took {[round(t, 2) for t in took]} s"

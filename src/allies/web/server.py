@@ -8,6 +8,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.util
 import os
+import signal
 from functools import partial
 
 from flask import Flask
@@ -62,7 +63,14 @@ def run(settings: Settings, host: str, port: int, workers: int, threads: int = T
 
 
 def load_worker(settings: Settings):
-    """What one worker process serves (granian calls this in the worker)."""
+    """What one worker process serves (granian calls this in the worker).
+
+    Ctrl-C in a terminal signals the whole process group: each worker would get SIGINT from the
+    terminal and SIGTERM from granian's main process at once, and about one stop in four a worker
+    then never finished (granian killed it after GRACEFUL_SECONDS: a 10 s Ctrl-C). A worker takes
+    its stop from the main process only: SIGINT is blocked here, before granian starts the
+    worker's threads, which inherit the mask."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     return without_process_environment(worker_app(settings))
 
 
