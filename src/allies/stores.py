@@ -208,10 +208,10 @@ def apply_change(
                 f"the store changed since the preview ({', '.join(sorted(changed))}): nothing was written; "
                 "preview the change again"
             )
+        _check_replaced_tags_exist(store_id, before, change.replace_tags)
         changes = 0
         for key, value in change.fields().items():
             changes += _one_row(conn, SET_TEXT_FIELD, {"id": store_id, "field": key, "value": value})
-        _check_replaced_tags_exist(store_id, before, change.replace_tags)
         for old, new in change.replace_tags:
             changes += _one_row(conn, REPLACE_TAG, {"id": store_id, "old": old, "new": new})
         after = get_store(conn, store_id)
